@@ -1,0 +1,213 @@
+"""Evaluate a model on one cluster's eval plan: rank classification or generation per template,
+on the validation slice (to pick templates) and the reported split, then aggregate and report.
+
+Works with parameters in memory (call from the training loop) and from a checkpoint
+(`python -m evals`, see evals.__main__).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from evals import generation, metrics, rank_classification, report
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("validation", "reported")
+# Metrics computed on labels (option indices); the rest compare option texts.
+_LABEL_METRICS = frozenset({"accuracy", "f1_binary", "f1_macro", "matthews_corr"})
+
+
+def register_suite(suite: str, vocabulary: Any = None) -> None:
+    """Registers the suite's seqio tasks (idempotent)."""
+    import flan_tasks
+
+    if suite == "embedded":
+        flan_tasks.register_embedded_suite(vocabulary=vocabulary)
+    elif suite == "flan":
+        flan_tasks.register_flan_collection(vocabulary=vocabulary)
+    else:
+        raise ValueError(f"unknown suite {suite!r}; valid suites: ['embedded', 'flan']")
+
+
+def cluster_status(suite: str, cluster: str, training_mixture: str | None) -> str:
+    """'held-out' if the training mixture excluded `cluster`, 'held-in' if it trained on it."""
+    import flan_tasks
+
+    if not training_mixture:
+        return "unknown"
+    if training_mixture == f"{suite}_all_train":
+        return "held-in"
+    prefix, suffix = f"{suite}_held_out_", "_train"
+    if training_mixture.startswith(prefix) and training_mixture.endswith(suffix):
+        held_out = training_mixture[len(prefix) : -len(suffix)]
+        trained = flan_tasks.held_out_training_clusters(suite, held_out)
+        return "held-in" if cluster in trained else "held-out"
+    return "unknown"
+
+
+def _rank_scores(entry: Any, result: rank_classification.RankResult, texts: list[tuple[str, ...]]) -> dict:
+    label_names = [m for m in entry.metrics if m in _LABEL_METRICS]
+    text_names = [m for m in entry.metrics if m not in _LABEL_METRICS]
+    scores: dict[str, float] = {}
+    if label_names:
+        scores.update(metrics.compute_metrics(label_names, result.targets_for_metrics(), result.predictions))
+    if text_names:
+        # e.g. ReCoRD's EM/F1 or STS-B's correlations: compare the chosen option's text.
+        preds = [t[p] for t, p in zip(texts, result.predictions, strict=True)]
+        golds = [[t[g] for g in gold] or [""] for t, gold in zip(texts, result.gold, strict=True)]
+        scores.update(metrics.compute_metrics(text_names, golds, preds))
+    norm = metrics.accuracy(result.targets_for_metrics(normalized=True), result.normalized_predictions)
+    scores["accuracy_length_normalized"] = norm["accuracy"]
+    return scores
+
+
+def _option_texts(entry: Any, examples: list[rank_classification.RankExample]) -> list[tuple[str, ...]]:
+    if entry.options:
+        return [tuple(entry.options)] * len(examples)
+    # Per-example options (ARC, HellaSwag, ...): the rows' pretokenized targets.
+    return [ex.option_texts or tuple(str(k) for k in range(len(ex.options))) for ex in examples]
+
+
+def evaluate_task(
+    model: Any,
+    params: Any,
+    entry: Any,
+    task_name: str,
+    split: str,
+    batch_size: int,
+    max_examples: int | None = None,
+    method: str = "greedy",
+) -> dict[str, Any]:
+    """Scores one seqio eval task; returns its metric dict plus counts and timing."""
+    start = time.perf_counter()
+    # Each eval task reads its own slice under both seqio split names; ask by meaning.
+    seqio_split = "validation" if split == "validation" else "test"
+    if entry.kind == "rank":
+        examples = rank_classification.load_rank_task(task_name, seqio_split, max_examples)
+        result = rank_classification.rank_examples(model, params, examples, batch_size)
+        scores = _rank_scores(entry, result, _option_texts(entry, examples))
+        num_options = int(np.max([len(e.options) for e in examples]))
+    elif entry.kind == "generation":
+        examples, postprocess_fn, vocab = generation.load_generation_task(task_name, seqio_split, max_examples)
+        result = generation.evaluate_generation(
+            model, params, examples, vocab, entry.metrics, batch_size,
+            postprocess_fn=postprocess_fn, options=entry.options or None, method=method,
+        )
+        scores, num_options = result.scores, (len(entry.options) or None)
+    else:
+        raise ValueError(f"unknown eval kind {entry.kind!r} for {task_name}")
+    return {
+        "scores": scores,
+        "primary": metrics.primary_score(entry.metrics, scores),
+        "num_examples": len(examples),
+        "num_options": num_options,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _template_record(entry: Any, by_split: Mapping[str, dict]) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "dataset": entry.dataset,
+        "cluster": entry.cluster,
+        "template_index": entry.template_index,
+        "kind": entry.kind,
+        "metrics": list(entry.metrics),
+        "options": list(entry.options),
+        "paper_score": entry.paper_score,
+        "validation_task": entry.validation_task,
+        "reported_task": entry.reported_task,
+        "num_options": None,
+    }
+    for split in SPLITS:
+        got = by_split.get(split)
+        record[split] = None if got is None else got["primary"]
+        record[f"scores_{split}"] = None if got is None else got["scores"]
+        record[f"num_examples_{split}"] = None if got is None else got["num_examples"]
+        record[f"seconds_{split}"] = None if got is None else round(got["seconds"], 3)
+        if got is not None:
+            record["num_options"] = got["num_options"]
+    return record
+
+
+def _primary_kind(entry: Any) -> str:
+    # A classification dataset may also have generation tasks (an ablation); its headline number
+    # stays the rank-classification one and the generation scores are reported on the side.
+    return "rank" if entry.options or entry.kind == "rank" else "generation"
+
+
+def evaluate(
+    model: Any,
+    params: Any,
+    suite: str,
+    cluster: str,
+    vocabulary: Any = None,
+    batch_size: int = 32,
+    output_dir: str | None = None,
+    max_examples: int | None = None,
+    split: str = "both",
+    *,
+    training_mixture: str | None = None,
+    method: str = "greedy",
+    run_info: Mapping[str, Any] | None = None,
+    plots: bool = True,
+) -> dict:
+    """Evaluates every entry of `flan_tasks.eval_plan(suite, cluster)` and returns results.json's dict.
+
+    split: 'both' (pick templates on validation, report on the reported split), 'validation' or
+    'reported'. With `output_dir`, writes results.json, summary.md and the plots there.
+    Unknown clusters raise flan_tasks.UnknownClusterError listing the valid names.
+    """
+    import flan_tasks
+
+    if split not in ("both", *SPLITS):
+        raise ValueError(f"split must be 'both', 'validation' or 'reported', got {split!r}")
+    register_suite(suite, vocabulary)
+    entries = flan_tasks.eval_plan(suite, cluster)
+    if not entries:
+        raise ValueError(f"the eval plan of {suite}/{cluster} is empty")
+    splits = SPLITS if split == "both" else (split,)
+    start = time.perf_counter()
+    main_records, side_records = [], []
+    for entry in entries:
+        by_split = {}
+        for s in splits:
+            task = entry.validation_task if s == "validation" else entry.reported_task
+            by_split[s] = evaluate_task(model, params, entry, task, s, batch_size, max_examples, method)
+            log.info("%s %s: %.2f", task, s, by_split[s]["primary"])
+        record = _template_record(entry, by_split)
+        (main_records if entry.kind == _primary_kind(entry) else side_records).append(record)
+    run = {
+        "suite": suite, "cluster": cluster, "split": split, "batch_size": batch_size,
+        "max_examples": max_examples, "method": method, "training_mixture": training_mixture,
+        "num_entries": len(entries), "seconds": round(time.perf_counter() - start, 2),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **dict(run_info or {}),
+    }
+    status = {cluster: cluster_status(suite, cluster, training_mixture)}
+    results = report.build_results(run, main_records, status)
+    results["side_templates"] = side_records
+    if output_dir is not None:
+        report.write_report(results, output_dir, plots=plots)
+    return results
+
+
+def summary_line(results: Mapping[str, Any]) -> str:
+    """One log line per cluster: template mean and best-template scores."""
+    parts = [
+        f"{c['cluster']} ({c['status']}): mean {c['mean']:.2f}" + (f", best {c['best']:.2f}" if c["best"] is not None else "")
+        for c in results["clusters"]
+        if c["mean"] is not None
+    ]
+    return "; ".join(parts) or "no reported scores"
+
+
+def valid_clusters(suite: str) -> Sequence[str]:
+    """The suite's cluster names (for CLI help and errors)."""
+    import flan_tasks
+
+    return flan_tasks.clusters(suite)

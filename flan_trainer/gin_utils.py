@@ -1,0 +1,72 @@
+"""Gin plumbing with T5X's command-line conventions.
+
+`--gin_file` (repeatable, later wins), `--gin.MACRO=value` (rewritten into the binding
+`MACRO = value`), `--gin_search_paths` (comma separated). Values are gin literals, so strings
+need quotes (`--gin.MODEL_DIR="'/tmp/run'"`); as a convenience a value that does not parse as
+a gin literal is taken as a string.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import pathlib
+from collections.abc import Sequence
+
+import gin
+
+log = logging.getLogger(__name__)
+
+REPO_GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
+
+
+def split_gin_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Separates `--gin.X=Y` arguments (returned as bindings) from all other arguments."""
+    bindings, rest = [], []
+    for arg in argv:
+        if arg.startswith("--gin.") and "=" in arg:
+            name, value = arg[len("--gin."):].split("=", 1)
+            bindings.append(f"{name} = {_as_gin_literal(value)}")
+        else:
+            rest.append(arg)
+    return bindings, rest
+
+
+def _as_gin_literal(value: str) -> str:
+    """Keeps valid gin values (numbers, quoted strings, None, @refs, %macros, lists) as they are."""
+    stripped = value.strip()
+    if stripped.startswith(("@", "%", "[", "(", "{", "'", '"')) or stripped in ("None", "True", "False"):
+        return stripped
+    try:
+        ast.literal_eval(stripped)
+        return stripped
+    except (ValueError, SyntaxError):
+        return repr(stripped)
+
+
+def parse_gin(gin_files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[str] = ()) -> None:
+    """Parses gin files and bindings, searching the repo's gin/ folder and any extra paths."""
+    for path in [str(REPO_GIN_DIR), *search_paths, os.getcwd()]:
+        gin.add_config_file_search_path(path)
+    missing = [f for f in gin_files if not _findable(f, search_paths)]
+    if missing:
+        raise FileNotFoundError(
+            f"gin file(s) not found: {missing}. Looked in the current directory, {REPO_GIN_DIR} "
+            f"and --gin_search_paths={list(search_paths)}."
+        )
+    gin.parse_config_files_and_bindings(list(gin_files), list(bindings), finalize_config=False)
+
+
+def _findable(name: str, search_paths: Sequence[str]) -> bool:
+    roots = [pathlib.Path.cwd(), REPO_GIN_DIR, *map(pathlib.Path, search_paths)]
+    return pathlib.Path(name).is_file() or any((root / name).is_file() for root in roots)
+
+
+def write_operative_config(model_dir: str) -> str:
+    """Writes gin's operative config (every binding actually used) to MODEL_DIR/config.gin."""
+    path = os.path.join(model_dir, "config.gin")
+    os.makedirs(model_dir, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(gin.operative_config_str())
+    return path

@@ -1,0 +1,269 @@
+"""seqio input pipelines: one data shard per host, global jax.Arrays, exact resume.
+
+Each host reads the shard of the data selected by its devices' position on the mesh's batch axes
+('replica' and 'data'); hosts that differ only along 'model' read the same shard and build the same
+rows, as T5X does. A host's batch is ``global_batch / num_shards`` rows, and the per-host numpy
+batches are assembled into one global ``jax.Array`` sharded ``P('data')`` over the mesh.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import jax
+import numpy as np
+import seqio
+import tensorflow as tf
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+logger = logging.getLogger(__name__)
+
+BATCH_AXES = ("replica", "data")  # Mesh axes the batch dimension is split over, when present.
+
+
+# ----------------------------------------------------------------------------- sharding
+
+
+def batch_axes(mesh: Mesh) -> tuple[str, ...]:
+    axes = tuple(a for a in BATCH_AXES if a in mesh.axis_names)
+    if not axes:
+        raise ValueError(f"mesh axes {mesh.axis_names} have no batch axis; expected one of {BATCH_AXES}")
+    return axes
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    """Batch dimension split over the batch axes, everything else replicated."""
+    axes = batch_axes(mesh)
+    return NamedSharding(mesh, P(axes if len(axes) > 1 else axes[0]))
+
+
+def host_shard_info(
+    mesh: Mesh, process_index: int | None = None, device_process: Callable[[Any], int] | None = None
+) -> seqio.ShardInfo:
+    """The seqio.ShardInfo this process reads, from where its devices sit on the batch axes.
+
+    ``device_process`` maps a device to its process (default ``device.process_index``); tests use it
+    to lay out a pretend multi-host mesh.
+    """
+    process_index = jax.process_index() if process_index is None else process_index
+    device_process = device_process or (lambda d: d.process_index)
+    axes = batch_axes(mesh)
+    dims = [mesh.axis_names.index(a) for a in axes]
+    sizes = [mesh.devices.shape[d] for d in dims]
+    rows: dict[int, set[int]] = {}  # process -> batch positions its devices hold
+    for idx, device in np.ndenumerate(mesh.devices):
+        pos = int(np.ravel_multi_index([idx[d] for d in dims], sizes))
+        rows.setdefault(device_process(device), set()).add(pos)
+    if process_index not in rows:
+        raise ValueError(f"process {process_index} owns no device of the mesh")
+    blocks = sorted({tuple(sorted(r)) for r in rows.values()})
+    for block in blocks:
+        if block != tuple(range(block[0], block[0] + len(block))) or len(block) != len(blocks[0]):
+            raise ValueError(
+                f"hosts hold uneven or non-contiguous positions on the batch axes {axes}: {blocks}. "
+                "Build the mesh so each host's devices form one contiguous block along 'data' "
+                "(e.g. with jax.experimental.mesh_utils.create_device_mesh)."
+            )
+    flat = [p for b in blocks for p in b]
+    if len(flat) != len(set(flat)):
+        raise ValueError(f"hosts hold overlapping but different batch positions: {blocks}")
+    return seqio.ShardInfo(index=blocks.index(tuple(sorted(rows[process_index]))), num_shards=len(blocks))
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _leaf_tasks(mixture_or_task_name: str) -> list[seqio.Task]:
+    provider = seqio.get_mixture_or_task(mixture_or_task_name)
+    return list(provider.tasks) if isinstance(provider, seqio.Mixture) else [provider]
+
+
+def check_cached(mixture_or_task_name: str) -> None:
+    """Fail clearly when USE_CACHED_TASKS is on but a task has no offline cache (a T5X trap)."""
+    # Strict on purpose: seqio would silently fall back for tasks that cannot be cached, and fail
+    # deep inside tf.data for cacheable ones; either way the user did not get what they asked for.
+    missing = [t.name for t in _leaf_tasks(mixture_or_task_name) if not t.cache_dir]
+    if missing:
+        raise ValueError(
+            f"use_cached_tasks=True but {len(missing)} task(s) have no offline cache in the seqio "
+            f"cache dirs {seqio.utils.get_global_cache_dirs()}: {', '.join(missing[:10])}"
+            f"{' ...' if len(missing) > 10 else ''}. Either build the cache with seqio's "
+            "cache_tasks_main (and seqio.add_global_cache_dirs), or preprocess on the fly with "
+            "use_cached_tasks=False (gin: --gin.USE_CACHED_TASKS=False)."
+        )
+
+
+def check_tfds_prepared(mixture_or_task_name: str) -> None:
+    """Fail clearly when a TFDS dataset a task reads has not been prepared on disk."""
+    for task in _leaf_tasks(mixture_or_task_name):
+        if not isinstance(task.source, seqio.TfdsDataSource):
+            continue
+        loader = task.source.tfds_dataset
+        try:
+            builder = loader.builder
+            prepared = builder.is_prepared()
+        except Exception as exc:  # Split-mapped loaders have no single builder; let tfds decide.
+            logger.debug("skipping TFDS check for %s: %s", task.name, exc)
+            continue
+        if not prepared:
+            raise FileNotFoundError(
+                f"TFDS dataset {loader.name!r} (task {task.name!r}) is not prepared in "
+                f"{builder.data_dir}. Prepare it with `tfds build {loader.name.split(':')[0]} "
+                "--data_dir=DIR` (manual downloads go in DIR/downloads/manual), then pass "
+                "--tfds_data_dir=DIR (seqio.set_tfds_data_dir_override)."
+            )
+
+
+def _converter(feature_converter: Any, pack: bool) -> seqio.FeatureConverter:
+    if isinstance(feature_converter, type):
+        return feature_converter(pack=pack)
+    if feature_converter.pack != pack:
+        raise ValueError(
+            f"feature converter {type(feature_converter).__name__} has pack={feature_converter.pack} "
+            f"but pack={pack} was asked for; pass the converter class or make them agree"
+        )
+    return feature_converter
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def get_host_dataset(
+    mixture_or_task_name: str,
+    task_feature_lengths: Mapping[str, int],
+    host_batch_size: int,
+    feature_converter: Any,
+    shard_info: seqio.ShardInfo,
+    seed: int | None,
+    *,
+    shuffle: bool = True,
+    pack: bool = True,
+    use_cached_tasks: bool = False,
+    start_step: int = 0,
+    split: str = "train",
+    num_epochs: int | None = None,
+) -> tf.data.Dataset:
+    """This host's batches of the converted features, repeated ``num_epochs`` (None = forever)."""
+    if use_cached_tasks:
+        check_cached(mixture_or_task_name)
+    check_tfds_prepared(mixture_or_task_name)
+    ds = seqio.get_dataset(
+        mixture_or_task_name,
+        task_feature_lengths=dict(task_feature_lengths),
+        feature_converter=_converter(feature_converter, pack),
+        dataset_split=split,
+        use_cached=use_cached_tasks,
+        shuffle=shuffle,
+        num_epochs=num_epochs,
+        shard_info=shard_info,
+        seed=seed,
+        verbose=False,
+    )
+    ds = ds.batch(host_batch_size, drop_remainder=num_epochs is None)
+    # Resume by replay: the pipeline is deterministic given the seed, so dropping the first
+    # start_step batches gives exactly the batches an uninterrupted run would see next. The cost is
+    # re-running preprocessing/packing for the skipped batches (cheap next to a train step, but
+    # linear in start_step).
+    if start_step:
+        ds = ds.skip(start_step)
+    options = tf.data.Options()
+    options.deterministic = True
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+class TrainIterator(Iterator[dict[str, jax.Array]]):
+    """Infinite iterator of global batches; knows its position for checkpointing."""
+
+    def __init__(
+        self, host_iter: Iterator[dict[str, np.ndarray]], mesh: Mesh, global_batch_size: int,
+        seed: int, mixture: str, shard_info: seqio.ShardInfo, start_step: int,
+    ) -> None:
+        self._host_iter = host_iter
+        self.sharding = batch_sharding(mesh)
+        self.global_batch_size = global_batch_size
+        self.seed, self.mixture, self.shard_info = seed, mixture, shard_info
+        self.step = start_step  # batches consumed so far (including skipped ones)
+
+    def __next__(self) -> dict[str, jax.Array]:
+        local = next(self._host_iter)
+        self.step += 1
+        return {
+            k: jax.make_array_from_process_local_data(
+                self.sharding, v, (self.global_batch_size, *v.shape[1:]))
+            for k, v in local.items()
+        }
+
+    def data_state(self) -> dict[str, Any]:
+        """The JSON position to save with a checkpoint (see checkpoints.CheckpointManager.save)."""
+        return {
+            "steps": self.step,
+            "examples": self.step * self.global_batch_size,
+            "seed": self.seed,
+            "mixture": self.mixture,
+        }
+
+
+def get_train_iterator(
+    mixture_or_task_name: str,
+    task_feature_lengths: Mapping[str, int],
+    batch_size: int,
+    feature_converter: Any,
+    mesh: Mesh,
+    seed: int | None,
+    shuffle: bool = True,
+    pack: bool = True,
+    use_cached_tasks: bool = False,
+    start_step: int = 0,
+) -> TrainIterator:
+    """Global training batches for ``mesh``, forever; resuming at ``start_step`` is exact.
+
+    ``batch_size`` is global (in sequences). ``seed=None`` picks a time-based seed (T5X's
+    RANDOM_SEED=None) which is kept in ``data_state()`` so a resume can reuse it.
+    """
+    if seed is None:
+        if start_step:
+            raise ValueError("resuming (start_step > 0) needs the seed of the original run")
+        seed = int(time.time() * 1000) % (2**31 - 1)
+        logger.info("no input seed given; using time-based seed %d", seed)
+    data_size = int(np.prod([mesh.shape[a] for a in batch_axes(mesh)]))
+    if batch_size % data_size:
+        raise ValueError(
+            f"BATCH_SIZE {batch_size} is not divisible by the data-parallel size {data_size} "
+            f"(mesh {dict(mesh.shape)}); choose a multiple of {data_size}"
+        )
+    shard_info = host_shard_info(mesh)
+    ds = get_host_dataset(
+        mixture_or_task_name, task_feature_lengths, batch_size // shard_info.num_shards,
+        feature_converter, shard_info, seed, shuffle=shuffle, pack=pack,
+        use_cached_tasks=use_cached_tasks, start_step=start_step,
+    )
+    return TrainIterator(ds.as_numpy_iterator(), mesh, batch_size, seed, mixture_or_task_name,
+                         shard_info, start_step)
+
+
+def get_eval_dataset(
+    mixture_or_task_name: str,
+    task_feature_lengths: Mapping[str, int],
+    batch_size: int,
+    feature_converter: Any,
+    mesh: Mesh | None = None,
+    split: str = "validation",
+    use_cached_tasks: bool = False,
+) -> tf.data.Dataset:
+    """This host's evaluation batches: one epoch, in order, unpacked (the last batch may be short).
+
+    ``batch_size`` is global; with a mesh the host reads its shard and ``batch_size / num_shards``
+    rows per batch, without one it reads everything.
+    """
+    shard_info = host_shard_info(mesh) if mesh is not None else seqio.ShardInfo(0, 1)
+    if batch_size % shard_info.num_shards:
+        raise ValueError(f"eval batch_size {batch_size} must divide by the {shard_info.num_shards} hosts")
+    return get_host_dataset(
+        mixture_or_task_name, task_feature_lengths, batch_size // shard_info.num_shards,
+        feature_converter, shard_info, seed=None, shuffle=False, pack=False,
+        use_cached_tasks=use_cached_tasks, split=split, num_epochs=1,
+    )

@@ -1,0 +1,78 @@
+"""Command line for training: `python -m flan_trainer --gin_file=runs/quickstart.gin [--gin.X=Y ...]`.
+
+Flags (T5X conventions):
+  --gin_file=F         gin file, repeatable, later files win (searched in ./, gin/, --gin_search_paths)
+  --gin.MACRO=VALUE    a gin binding, e.g. --gin.HELD_OUT_CLUSTER="'nli'" --gin.TRAIN_STEPS=2000
+  --gin_search_paths   comma-separated extra folders to look for gin files in
+  --tfds_data_dir      where prepared TFDS datasets live (the flan suite)
+  --dry_run            print the resolved config, parameter count, each parameter's sharding and the
+                       compiled step's memory footprint, then exit without training
+Multi-host: on TPU VMs jax finds its peers itself; elsewhere set JAX_COORDINATOR_ADDRESS,
+JAX_NUM_PROCESSES and JAX_PROCESS_ID (launch/local.py does this for local rehearsals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+
+def _parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
+    from flan_trainer.gin_utils import split_gin_overrides
+
+    bindings, rest = split_gin_overrides(argv)
+    parser = argparse.ArgumentParser(prog="python -m flan_trainer", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
+    parser.add_argument("--gin_search_paths", default="", help="comma-separated folders")
+    parser.add_argument("--tfds_data_dir", default=None)
+    parser.add_argument("--dry_run", action="store_true")
+    parser.add_argument("--log_level", default="INFO")
+    return parser.parse_args(rest), bindings
+
+
+def _maybe_initialize_distributed() -> None:
+    """Joins a multi-process job when the environment describes one."""
+    import jax
+
+    if os.environ.get("JAX_COORDINATOR_ADDRESS") and int(os.environ.get("JAX_NUM_PROCESSES", "1")) > 1:
+        if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "") == "cpu":
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(
+            coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+            num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
+            process_id=int(os.environ["JAX_PROCESS_ID"]),
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, bindings = _parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.tfds_data_dir:
+        import seqio
+
+        seqio.set_tfds_data_dir_override(args.tfds_data_dir)
+    if not args.gin_file:
+        print("error: give at least one --gin_file (e.g. --gin_file=runs/quickstart.gin)", file=sys.stderr)
+        return 2
+    from flan_trainer import gin_utils
+    from flan_trainer.train import train
+
+    gin_utils.parse_gin(args.gin_file, bindings, [p for p in args.gin_search_paths.split(",") if p])
+    _maybe_initialize_distributed()
+    result = train(dry_run=args.dry_run)
+    if result is not None:
+        logging.getLogger("flan_trainer").info(
+            "finished at step %d (%s); started at %d (%s)", result.final_step, result.stopped_by,
+            result.start_step, result.restored_from)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The training loop: restore or initialise, then step, log, evaluate and checkpoint.
+
+`train` is gin-configurable with T5X's macro names (see gin/runs/finetune.gin). It never imports
+`evals`; in-loop evaluation arrives as `eval_hooks`, callables bound in gin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import gin
+import jax
+import numpy as np
+import optax
+import seqio
+
+from flan_trainer import checkpoints, flops, gin_utils, input_pipeline, partitioning, tasks_setup
+from flan_trainer import train_state as train_state_lib
+from flan_trainer.faults import PreemptionWatcher, check_finite_loss
+from flan_trainer.metrics_logging import TrainReporter
+from flan_trainer.train_step import make_train_step
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainContext:
+    """What an evaluation hook needs to know about the run."""
+
+    model: Any
+    mesh: jax.sharding.Mesh
+    rules: Any
+    model_dir: str
+    vocabulary: seqio.Vocabulary
+    suite: str
+    held_out_cluster: str | None
+    mixture: str
+    reporter: TrainReporter | None = None
+
+
+# hook(ctx, step, params, final) -> scalars to log (or None)
+EvalHook = Callable[[TrainContext, int, Any, bool], Mapping[str, float] | None]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a finished (or stopped) run reports back."""
+
+    start_step: int
+    final_step: int
+    losses: dict[int, float]
+    restored_from: str
+    stopped_by: str  # "completed" | "preempted"
+    last_scalars: dict[str, float]
+
+
+def _model_input_shapes(model: Any, task_feature_lengths: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
+    converter = model.feature_converter_cls(pack=False)
+    lengths = converter.get_model_feature_lengths(dict(task_feature_lengths))
+    return {k: (1, v) for k, v in lengths.items()}
+
+
+def _batch_counts(batch: Mapping[str, jax.Array]) -> dict[str, float]:
+    """Host-side counts for throughput: real target tokens, target slots, sequences."""
+    weights = batch.get("decoder_loss_weights", batch["decoder_target_tokens"] > 0)
+    local = [np.asarray(s.data) for s in weights.addressable_shards]
+    tokens = float(sum((w > 0).sum() for w in local)) * jax.process_count()
+    slots = float(sum(w.size for w in local)) * jax.process_count()
+    seqs = float(batch["decoder_target_tokens"].shape[0])
+    if "decoder_segment_ids" in batch:
+        segs = [np.asarray(s.data) for s in batch["decoder_segment_ids"].addressable_shards]
+        seqs = float(sum(int(np.max(s, axis=-1).sum()) for s in segs)) * jax.process_count()
+    return {"target_tokens": tokens, "target_slots": slots, "sequences": seqs}
+
+
+def _seed_or_time(random_seed: int | None) -> int:
+    # T5X: RANDOM_SEED=None means a time-based seed; it is then logged and saved in data_state.
+    return int(time.time()) % (2**31 - 1) if random_seed is None else int(random_seed)
+
+
+@gin.configurable(denylist=["dry_run"])
+def train(
+    *,
+    model: Any = gin.REQUIRED,
+    model_dir: str = gin.REQUIRED,
+    task_feature_lengths: Mapping[str, int] = gin.REQUIRED,
+    train_steps: int = gin.REQUIRED,
+    batch_size: int = 128,
+    task_suite: str = "embedded",
+    mixture_or_task_name: str | None = None,
+    held_out_cluster: str | None = None,
+    vocabulary: seqio.Vocabulary | None = None,
+    random_seed: int | None = None,
+    num_microbatches: int = 1,
+    learning_rate_schedule: optax.Schedule | float = 1e-3,
+    optimizer_factory: Callable[..., optax.GradientTransformation] | None = None,
+    num_partitions: int | None = 1,
+    mesh_shape: tuple[int, int] | None = None,
+    logical_axis_rules: Sequence[tuple[str, Any]] | None = None,
+    pack: bool = True,
+    use_cached_tasks: bool = False,
+    checkpoint_period: int = 1000,
+    keep_checkpoints: int | None = None,
+    initial_checkpoint_path: str | None = None,
+    initial_checkpoint_mode: str = "params",
+    eval_period: int = 1000,
+    eval_hooks: Sequence[EvalHook] = (),
+    log_every: int = 10,
+    dry_run: bool = False,
+) -> TrainResult | None:
+    """Instruction-tunes `model` on a mixture; see the module docstring and gin/runs/*.gin."""
+    vocabulary = vocabulary or tasks_setup.build_vocabulary()
+    tasks_setup.register_suite(task_suite, vocabulary)
+    mixture = tasks_setup.resolve_training_mixture(task_suite, mixture_or_task_name, held_out_cluster)
+    if model.config.vocab_size < vocabulary.vocab_size:
+        raise ValueError(
+            f"model vocab_size {model.config.vocab_size} is smaller than the task vocabulary's "
+            f"{vocabulary.vocab_size}; set network.T5Config.vocab_size to at least that."
+        )
+    seed = _seed_or_time(random_seed)
+    mesh = partitioning.make_mesh(num_partitions=num_partitions, mesh_shape=mesh_shape)
+    rules = tuple(logical_axis_rules or partitioning.standard_logical_axis_rules())
+    partitioning.check_batch_size(batch_size, mesh, num_microbatches)
+    schedule = learning_rate_schedule
+    optimizer = (optimizer_factory or _default_optimizer)(schedule)
+    input_shapes = _model_input_shapes(model, task_feature_lengths)
+    init_rng, dropout_base = jax.random.split(jax.random.PRNGKey(seed))
+
+    def init_fn():
+        return train_state_lib.init_sharded_state(model, optimizer, init_rng, input_shapes, mesh, rules)[0]
+
+    abstract_state, shardings = _abstract_state(model, optimizer, init_rng, input_shapes, mesh, rules)
+    step_fn = make_train_step(model, optimizer, mesh, shardings, rules, num_microbatches)
+    if dry_run:
+        from flan_trainer.dry_run import describe_run
+
+        describe_run(model, abstract_state, shardings, step_fn, mesh, rules, mixture, task_feature_lengths,
+                     batch_size, input_shapes)
+        return None
+
+    gin_utils.write_operative_config(model_dir)
+    state, data_state, source = checkpoints.restore_or_initialize(
+        model_dir, initial_checkpoint_path, initial_checkpoint_mode, init_fn, abstract_state)
+    start_step = int(jax.device_get(state.step))
+    if data_state and data_state.get("seed") is not None:
+        seed = int(data_state["seed"])  # a resumed run continues the original data order
+    log.info("%s; starting at step %d of %d (mixture %s, seed %d)", source, start_step, train_steps, mixture, seed)
+    data_step = int(data_state["steps"]) if data_state else 0
+    train_iter = input_pipeline.get_train_iterator(
+        mixture, task_feature_lengths, batch_size, model.feature_converter_cls, mesh, seed,
+        shuffle=True, pack=pack, use_cached_tasks=use_cached_tasks, start_step=data_step)
+    ckpt = checkpoints.CheckpointManager(model_dir, keep=keep_checkpoints, period=checkpoint_period)
+    lengths = model.feature_converter_cls(pack=False).get_model_feature_lengths(dict(task_feature_lengths))
+    flops_per_step = flops.train_flops_per_step(
+        model.config, batch_size, lengths.get("encoder_input_tokens", 0), lengths["decoder_target_tokens"])
+    reporter = TrainReporter(model_dir, start_step, train_steps, log_every, flops_per_step,
+                             flops.peak_flops_per_device(jax.devices()[0].device_kind))
+    ctx = TrainContext(model, mesh, rules, model_dir, vocabulary, task_suite, held_out_cluster, mixture, reporter)
+    watcher = PreemptionWatcher().install()
+    try:
+        return _loop(state, step_fn, train_iter, ckpt, reporter, watcher, ctx, start_step, train_steps,
+                     dropout_base, eval_period, eval_hooks, source)
+    finally:
+        watcher.uninstall()
+        reporter.close()
+        ckpt.close()
+
+
+def _default_optimizer(schedule):
+    from flan_trainer.optimizers import adafactor
+
+    return adafactor(learning_rate=schedule)
+
+
+def _abstract_state(model, optimizer, rng, input_shapes, mesh, rules):
+    """Shapes, dtypes and shardings of the train state without allocating it."""
+    import flax.linen as nn
+
+    abstract_params, logical_specs, _ = partitioning.params_shardings(
+        lambda r: model.get_initial_variables(r, input_shapes), rng, mesh, rules)
+    mesh_specs = partitioning.fit_specs_to_shapes(
+        nn.logical_to_mesh(logical_specs, list(rules)), abstract_params, mesh)
+    with partitioning.axis_rules(rules):
+        abstract = jax.eval_shape(lambda p: train_state_lib.TrainState.create(p, optimizer), abstract_params)
+    shardings = train_state_lib.specs_to_shardings(
+        train_state_lib.state_partition_specs(abstract, mesh_specs), mesh)
+    abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+    return abstract, shardings
+
+
+def _loop(state, step_fn, train_iter, ckpt, reporter, watcher, ctx, start_step, train_steps,
+          dropout_base, eval_period, eval_hooks, source) -> TrainResult:
+    losses: dict[int, float] = {}
+    last_good = ckpt.latest_step()
+    stopped_by = "completed"
+    step = start_step
+    while step < train_steps:
+        batch = next(train_iter)
+        rng = jax.random.fold_in(dropout_base, step)
+        new_state, metrics = step_fn(state, batch, rng)
+        metrics = jax.device_get(metrics)
+        loss = float(metrics["loss"])
+        check_finite_loss(step + 1, loss, last_good)
+        state, step = new_state, step + 1
+        losses[step] = loss
+        reporter.add(step, metrics, _batch_counts(batch))
+        preempted = watcher.should_stop(step)
+        if ckpt.save(step, state, train_iter.data_state(), force=preempted or step == train_steps):
+            last_good = step
+        if eval_hooks and (step % eval_period == 0 or step == train_steps):
+            _run_hooks(eval_hooks, ctx, step, state.params, final=step == train_steps)
+        if preempted:
+            stopped_by = "preempted"
+            log.warning("preempted: checkpoint saved at step %d; exiting cleanly", step)
+            break
+    reporter.flush(step)
+    return TrainResult(start_step, step, losses, source, stopped_by, dict(reporter.last_scalars))
+
+
+def _run_hooks(hooks: Sequence[EvalHook], ctx: TrainContext, step: int, params: Any, final: bool) -> None:
+    for hook in hooks:
+        scalars = hook(ctx, step, params, final)
+        if scalars:
+            ctx.reporter.write_scalars(step, scalars)

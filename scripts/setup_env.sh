@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Creates (or reuses) the project's virtual environment in .venv with pinned dependencies.
+# Usage: bash scripts/setup_env.sh [--interop]   (--interop adds torch + transformers for parity tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_python() {
+  # jax 0.12 / flax 0.12.12 need Python 3.12; prefer it wherever it is installed.
+  for cand in "${PYTHON:-}" python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12 \
+              /usr/local/bin/python3.12; do
+    if [[ -n "$cand" ]] && command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+      echo "$cand"; return 0
+    fi
+  done
+  echo "error: Python 3.12 not found. Install it (e.g. 'pyenv install 3.12' or 'apt-get install python3.12-venv')," \
+       "or point PYTHON=/path/to/python3.12 at it." >&2
+  return 1
+}
+
+stamp=.venv/.installed-$(cat requirements.txt constraints-py312.txt requirements-interop.txt setup.py | sha1sum | cut -c1-12)
+want_interop=0; [[ "${1:-}" == "--interop" ]] && want_interop=1
+
+if [[ ! -x .venv/bin/python ]]; then
+  py=$(find_python)
+  echo "[setup] creating .venv with $py"
+  "$py" -m venv .venv
+fi
+if [[ ! -f "$stamp" || ( $want_interop == 1 && ! -f "$stamp.interop" ) ]]; then
+  echo "[setup] installing pinned dependencies into .venv (first time: a few minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -c constraints-py312.txt -r requirements.txt
+  if [[ $want_interop == 1 ]]; then
+    .venv/bin/python -m pip install -q -c constraints-py312.txt -r requirements-interop.txt
+    touch "$stamp.interop"
+  fi
+  .venv/bin/python -m pip install -q --no-deps -e .
+  touch "$stamp"
+fi
+echo "[setup] .venv ready: $(.venv/bin/python --version)"

@@ -1,0 +1,26 @@
+"""Shared test setup: 8 virtual CPU devices for mesh tests, quiet TensorFlow, repo paths."""
+
+import os
+import pathlib
+
+# Must happen before jax is imported anywhere: mesh tests need 8 host devices.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_VOCAB = REPO_ROOT.parent / "shared" / "vocab" / "t5_cc_all_32000.spiece.model"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> pathlib.Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def spm_path() -> pathlib.Path:
+    if not SHARED_VOCAB.exists():
+        pytest.skip(f"standard T5 SentencePiece model not found at {SHARED_VOCAB}")
+    return SHARED_VOCAB

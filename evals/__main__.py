@@ -55,6 +55,7 @@ def check_cluster(suite: str, cluster: str) -> None:
 def load_model_and_params(checkpoint: str, gin_files: Sequence[str], bindings: Sequence[str],
                           search_paths: Sequence[str]) -> tuple[Any, Any, str, int | None]:
     """(model from gin's MODEL, params from the checkpoint, checkpoint dir, training mixture)."""
+    import flax.linen as nn
     import jax
 
     from flan_trainer import checkpoints, gin_utils
@@ -68,7 +69,10 @@ def load_model_and_params(checkpoint: str, gin_files: Sequence[str], bindings: S
     shapes = {"decoder_input_tokens": (1, 16), "decoder_target_tokens": (1, 16)}
     if not getattr(model.config, "decoder_only", False):
         shapes["encoder_input_tokens"] = (1, 16)
-    abstract = jax.eval_shape(lambda: model.get_initial_variables(jax.random.PRNGKey(0), shapes))["params"]
+    # get_initial_variables boxes params with logical axis names; checkpoints hold plain arrays.
+    abstract = nn.meta.unbox(
+        jax.eval_shape(lambda: model.get_initial_variables(jax.random.PRNGKey(0), shapes))["params"]
+    )
     params = checkpoints.restore_params_only(ckpt_dir, abstract)
     data_state = checkpoints.read_data_state(ckpt_dir) or {}
     return model, params, str(ckpt_dir), data_state.get("mixture")

@@ -8,7 +8,7 @@ Speed: an encoder-decoder model encodes each prompt ONCE and scores its K option
 batch (`model.score_options`), instead of copying a long prompt K times as T5/T0 do.
 
 Batch-size invariance: every row is computed independently of its neighbours; shapes are fixed
-per (prompt bucket, option bucket, K) and batches are always padded to `batch_size` rows with
+per (prompt bucket, option bucket, option-count bucket) and batches are always padded to `batch_size` rows with
 copies whose results are dropped. Padded options carry zero loss weights and are scored -inf, so
 neither the eval batch size, the padding nor the order of the options changes any result.
 """
@@ -127,18 +127,21 @@ def score_options_encode_once(
     fn = _jitted(model, "score_options")
     out: list[np.ndarray | None] = [None] * len(examples)
 
+    # Option count: exact when every example has the same K (the usual case); otherwise a
+    # power-of-two bucket per example, which bounds recompiles for ReCoRD-like variable K.
+    fixed_k = len({len(ex.options) for ex in examples}) == 1
+
     def shape_key(i: int) -> tuple[int, int, int]:
         ex = examples[i]
         return (
             batching.bucket_length(len(ex.inputs), min_length),
             batching.bucket_length(max(len(o) for o in ex.options), min_length),
-            len(ex.options),
+            len(ex.options) if fixed_k else batching.bucket_length(len(ex.options), 2),
         )
 
     for key, idx in batching.group_by_shape(range(len(examples)), shape_key, batch_size):
-        input_len, target_len, _ = key
+        input_len, target_len, num_options = key
         chunk = [examples[i] for i in idx]
-        num_options = max(len(ex.options) for ex in chunk)
         inputs, targets, weights = _make_option_batch(chunk, batch_size, input_len, target_len, num_options)
         scores = np.asarray(fn(params, inputs, targets, weights), dtype=np.float64)
         for row, i in enumerate(idx):

@@ -167,6 +167,7 @@ def evaluate(
 
     if split not in ("both", *SPLITS):
         raise ValueError(f"split must be 'both', 'validation' or 'reported', got {split!r}")
+    flan_tasks.held_out_training_clusters(suite, cluster)  # UnknownClusterError before any heavy work
     register_suite(suite, vocabulary)
     entries = flan_tasks.eval_plan(suite, cluster)
     if not entries:

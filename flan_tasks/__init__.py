@@ -9,7 +9,7 @@ Public API (all names are importable from `flan_tasks`; modules load lazily on f
     register_embedded_suite(vocabulary=None, seed=0, options=None) -> list[str]
     register_flan_collection(vocabulary=None, options=None) -> list[str]
         # delegates to flan_tasks.flan.register_flan_collection (the TFDS catalog)
-    register_suite(suite: str, specs: Sequence[DatasetSpec], *, vocabulary,
+    register_suite(suite: str, specs: Sequence[DatasetSpec], *, vocabulary=None,
                    cluster_rules: ClusterRules | None = None, seed: int = 0,
                    options: RegistrationOptions | None = None) -> list[str]
         # the suite-agnostic core: DatasetSpecs -> train tasks, per-template eval tasks and
@@ -36,6 +36,8 @@ Public API (all names are importable from `flan_tasks`; modules load lazily on f
     mixture_manifest(mixture_name) -> list[ManifestRow]
     validate_spec(spec) -> None; validate_specs(specs) -> None   # raise TemplateError
 
+    DatasetSpec.options: fixed option strings in order (eval_plan reports them; validation
+        checks the processor agrees); leave () when options vary per example.
     DEFAULT_SPM_PATH   # the T5 cc_all.32000 SentencePiece model used by the flan suite
 
 Cluster names of the flan suite (flan_tasks.clustering.FLAN_CLUSTERS): nli, reading_comprehension,

@@ -31,6 +31,15 @@ def _safe(fn):
         return None
 
 
+def _num_examples(task: seqio.Task, info: registry.TaskInfo, cap: int | None) -> int | None:
+    n = _safe(lambda: task.num_input_examples("train" if info.kind == "train" else "test"))
+    if n is None and info.kind == "train" and info.spec.num_train_examples is not None:
+        n = info.spec.num_train_examples  # TFDS data not prepared here: use the catalog's count
+    if n is not None and cap is not None:
+        n = min(n, cap)
+    return n
+
+
 def mixture_manifest(mixture_name: str) -> list[ManifestRow]:
     """Manifest rows for every task of a registered flan_tasks mixture, in mixture order."""
     mixture = seqio.get_mixture_or_task(mixture_name)
@@ -49,7 +58,7 @@ def mixture_manifest(mixture_name: str) -> list[ManifestRow]:
                 task=task.name,
                 dataset=info.dataset,
                 cluster=info.cluster,
-                num_examples=_safe(lambda t=task, i=info: t.num_input_examples("train" if i.kind == "train" else "test")),
+                num_examples=_num_examples(task, info, cap),
                 example_cap=cap,
                 rate=rate,
                 share=(rate / total) if rate is not None and total else None,

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import seqio
 import tensorflow as tf
 
@@ -120,28 +121,33 @@ def _features(vocabulary: seqio.Vocabulary) -> dict[str, seqio.Feature]:
     }
 
 
-def _records_to_dataset(records: list[dict]) -> tf.data.Dataset:
+def _records_to_columns(records: list[dict]) -> dict[str, np.ndarray]:
     if not records:
         raise ValueError("a generated split is empty; generators must return at least one record")
-    columns = {key: [r[key] for r in records] for key in records[0]}
-    return tf.data.Dataset.from_tensor_slices(columns)
+    return {key: np.asarray([r[key] for r in records]) for key in records[0]}
 
 
 class _Generated:
     """Records of a generated dataset, made once per (split, seed) and kept."""
 
     def __init__(self, spec: DatasetSpec, seed: int):
-        self.spec, self.seed, self._cache = spec, seed, {}
+        self.spec, self.seed, self._cache, self._columns = spec, seed, {}, {}
 
     def records(self, split: str) -> list[dict]:
         if split not in self._cache:
             self._cache[split] = list(self.spec.generator(split, self.seed))
         return self._cache[split]
 
+    def dataset(self, split: str, cap: int | None) -> tf.data.Dataset:
+        # Columns are converted to numpy once; mixtures rebuild their task datasets often.
+        if (split, cap) not in self._columns:
+            self._columns[split, cap] = _records_to_columns(self.records(split)[:cap])
+        return tf.data.Dataset.from_tensor_slices(self._columns[split, cap])
+
     def source(self, split_map: dict[str, str], cap: int | None = None) -> seqio.FunctionDataSource:
         def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
             del shuffle_files, seed  # generated data is already in a fixed, seeded order
-            return _records_to_dataset(self.records(split_map[split])[:cap])
+            return self.dataset(split_map[split], cap)
 
         counts = {name: len(self.records(s)[:cap]) for name, s in split_map.items()}
         return seqio.FunctionDataSource(dataset_fn, splits=tuple(split_map), num_input_examples=counts)
@@ -176,8 +182,7 @@ def _add_task(name: str, info: dict, source, preprocessors, vocabulary) -> str:
     return name
 
 
-def _register_dataset(suite: str, spec: DatasetSpec, gen, vocabulary, opts: RegistrationOptions) -> None:
-    base = dict(suite=suite, dataset=spec.name, cluster=spec.cluster, spec=spec)
+def _register_train_task(suite: str, spec: DatasetSpec, gen, vocabulary, opts: RegistrationOptions, base) -> None:
     s = spec.splits
     train_map = {"train": s.train, "validation": s.validation, "test": s.reported}
     rate = _train_rate(spec, gen, opts)
@@ -199,6 +204,13 @@ def _register_dataset(suite: str, spec: DatasetSpec, gen, vocabulary, opts: Regi
         ],
         vocabulary,
     )
+
+
+def _register_dataset(suite: str, spec: DatasetSpec, gen, vocabulary, opts: RegistrationOptions) -> None:
+    base = dict(suite=suite, dataset=spec.name, cluster=spec.cluster, spec=spec)
+    s = spec.splits
+    if s.train:  # eval-only datasets (empty train split, e.g. WSC273) get no training task
+        _register_train_task(suite, spec, gen, vocabulary, opts, base)
     kinds = eval_kinds(spec, opts)
     for k in spec.scored_template_indices():
         template: Template = spec.templates[k]
@@ -242,6 +254,7 @@ def _register_mixtures(suite: str, specs: Sequence[DatasetSpec], rules: clusters
         name = train_task_name(suite, spec.name)
         return (name, _TASKS[name].rate or mixing.seqio_rate_fn(_SUITES[suite].options.rate_cap))
 
+    specs = [s for s in specs if s.splits.train]
     _add_mixture(suite, f"{suite}_all_train", [train_entry(s) for s in specs])
     for cluster in rules.clusters:
         allowed = set(clusters_lib.held_out_training_clusters(suite, cluster))

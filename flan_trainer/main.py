@@ -52,7 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, bindings = _parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    # gin logs an error for every search path a relative include is not found in before it finds
+    # the file in the next one; those are not errors for us.
+    logging.getLogger().addFilter(lambda record: not record.getMessage().startswith("Path not found"))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.tfds_data_dir:
         import seqio

@@ -205,9 +205,11 @@ def fit_spec_to_shape(spec: PartitionSpec, shape: tuple[int, ...], mesh: Mesh) -
     jit requires every sharded dimension to divide by its mesh axes; a model whose e.g. head
     count (T5 small: 6) does not divide the 'model' axis (4) would otherwise fail to initialise.
     """
+    if len(spec) > len(shape):
+        raise PartitioningError(f"spec {spec} has more entries than the array shape {shape}.")
     entries = list(spec) + [None] * (len(shape) - len(spec))
     fitted = []
-    for size, axes in zip(shape, entries):
+    for size, axes in zip(shape, entries, strict=True):
         names = (axes,) if isinstance(axes, str) else tuple(axes or ())
         ways = int(np.prod([mesh.shape[a] for a in names])) if names else 1
         if size % ways:
@@ -270,32 +272,30 @@ def axis_rules(rules: LogicalRules) -> Iterator[None]:
         yield
 
 
-def abstract_boxed_variables(init_fn: Callable[[jax.Array], Any], rng: jax.Array) -> Any:
-    """Runs ``init_fn`` under ``jax.eval_shape``: shapes, dtypes and flax boxes, no memory."""
-    return jax.eval_shape(init_fn, rng)
-
-
 def params_shardings(
     init_variables_fn: Callable[[jax.Array], dict[str, Any]],
     rng: jax.Array,
     mesh: Mesh,
     rules: LogicalRules,
 ) -> tuple[Any, Any, Any]:
-    """Abstract params, their logical specs and ``NamedSharding``s, from a variables init fn.
+    """Abstract params, their mesh specs and ``NamedSharding``s, from a variables init fn.
 
-    ``init_variables_fn(rng)`` returns flax variables (``{'params': boxed tree, ...}``).
-    Returns ``(abstract_params, logical_specs, shardings)``; the abstract params are unboxed
-    ``ShapeDtypeStruct``s.
+    ``init_variables_fn(rng)`` returns flax variables (``{'params': boxed tree, ...}``); it runs
+    under ``jax.eval_shape`` only. Returns ``(abstract_params, mesh_specs, shardings)``: unboxed
+    ``ShapeDtypeStruct``s, mesh ``PartitionSpec``s from the rules (dimensions the mesh does not
+    divide are replicated, see ``fit_spec_to_shape``), and the matching ``NamedSharding``s.
     """
     with axis_rules(rules):
-        boxed = abstract_boxed_variables(init_variables_fn, rng)
+        boxed = jax.eval_shape(init_variables_fn, rng)
     if "params" not in boxed:
         raise PartitioningError(
             f"the init function returned collections {sorted(boxed)} without 'params'."
         )
-    specs = logical_partition_specs(boxed["params"])
     abstract = nn.meta.unbox(boxed["params"])
-    return abstract, specs, logical_to_shardings(specs, mesh, rules)
+    logical = logical_partition_specs(boxed["params"])
+    specs = fit_specs_to_shapes(nn.logical_to_mesh(logical, list(rules)), abstract, mesh)
+    shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs, is_leaf=_is_spec)
+    return abstract, specs, shardings
 
 
 def init_sharded_state(

@@ -80,10 +80,7 @@ def init_sharded_state(
     ``jax.set_mesh`` (flax#3676) and the out_shardings already fix every leaf's placement.
     """
     init_vars = _variables_init_fn(model, input_shapes, input_types)
-    abstract_params, logical_specs, _ = partitioning.params_shardings(init_vars, rng, mesh, rules)
-    param_mesh_specs = partitioning.fit_specs_to_shapes(
-        nn.logical_to_mesh(logical_specs, list(rules)), abstract_params, mesh
-    )
+    _, param_mesh_specs, _ = partitioning.params_shardings(init_vars, rng, mesh, rules)
 
     def init_state(r: jax.Array) -> TrainState:
         params = nn.meta.unbox(init_vars(r)["params"])

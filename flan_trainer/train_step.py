@@ -13,6 +13,7 @@ device then already holds its part of every microbatch and no data moves between
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -142,12 +143,16 @@ def make_train_step(
     state_shardings: TrainState,
     rules: partitioning.LogicalRules,
     num_microbatches: int = 1,
+    activation_constraints: bool = True,
 ) -> Callable[[TrainState, Batch, jax.Array | None], tuple[TrainState, Metrics]]:
     """Jits ``train_step`` with NamedSharding in/out shardings and the state donated.
 
     The returned ``step(state, batch, dropout_rng)`` first checks the batch size against the
-    data axis and ``num_microbatches`` (clear error instead of an XLA one). ``step.lower`` is the
-    jitted function's ``lower``, for ahead-of-time compilation and memory analysis.
+    data axis and ``num_microbatches`` (clear error instead of an XLA one). ``step.lower(...)``
+    lowers the jitted function (same arguments) for ahead-of-time compilation and memory
+    analysis. With ``activation_constraints`` the call runs under ``jax.set_mesh(mesh)`` so the
+    model's logical activation constraints (batch over 'data', heads/mlp over 'model') take
+    effect, as in T5X; without it XLA propagates shardings from the inputs alone.
     """
 
     def traced(state, batch, rng):
@@ -164,14 +169,28 @@ def make_train_step(
 
     def step(state: TrainState, batch: Batch, dropout_rng: jax.Array | None):
         partitioning.check_batch_size(_leading_dim(batch), mesh, num_microbatches)
-        return jitted(state, batch, dropout_rng)
+        with _mesh_context(mesh, activation_constraints):
+            return jitted(state, batch, dropout_rng)
 
-    step.lower = jitted.lower  # type: ignore[attr-defined]
+    def lower(*args: Any, **kwargs: Any) -> Any:
+        with _mesh_context(mesh, activation_constraints):
+            return jitted.lower(*args, **kwargs)
+
+    step.lower = lower  # type: ignore[attr-defined]
     return step
 
 
+def _mesh_context(mesh: Mesh, enabled: bool) -> contextlib.AbstractContextManager:
+    # jax.set_mesh must wrap the jitted call (it is rejected inside a trace).
+    return jax.set_mesh(mesh) if enabled else contextlib.nullcontext()
+
+
 def make_eval_step(
-    model: Any, mesh: Mesh, params_shardings: Any, rules: partitioning.LogicalRules
+    model: Any,
+    mesh: Mesh,
+    params_shardings: Any,
+    rules: partitioning.LogicalRules,
+    activation_constraints: bool = True,
 ) -> Callable[[Any, Batch], Metrics]:
     """Jits ``eval_step`` with the params' shardings and the batch over 'data'."""
 
@@ -187,12 +206,15 @@ def make_eval_step(
 
     def step(params: Any, batch: Batch) -> Metrics:
         partitioning.check_batch_size(_leading_dim(batch), mesh)
-        return jitted(params, batch)
+        with _mesh_context(mesh, activation_constraints):
+            return jitted(params, batch)
 
     return step
 
 
-def nonfinite_metrics(metrics: Mapping[str, Any], keys: tuple[str, ...] = ("loss", "grad_norm")):
+def nonfinite_metrics(
+    metrics: Mapping[str, Any], keys: tuple[str, ...] = ("loss", "grad_norm")
+) -> list[str]:
     """Names of the watched metrics (default loss and grad_norm) that are NaN or infinite."""
     bad = []
     for key in keys:

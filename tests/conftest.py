@@ -8,6 +8,13 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import sys  # noqa: E402
+
+# torch probes for triton; triton's LLVM clashes with TensorFlow's once both are loaded in one
+# process ("inconsistency in registered CommandLine options") and aborts it. Nothing here needs
+# triton, so make it unimportable before any test imports torch.
+sys.modules.setdefault("triton", None)
+
 import pytest  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -59,3 +59,8 @@ def test_paper_scores_table():
     assert paper_scores.paper_cluster_score("reading_comprehension").flan_137b == 77.4
     assert paper_scores.paper_cluster_score("closed_book_qa").gpt3_175b_few_shot == 55.7
     assert paper_scores.paper_cluster_score("sentiment") is None
+
+
+def test_no_paper_numbers_for_the_embedded_suite():
+    res = report.build_results({"suite": "embedded", "cluster": "nli"}, _templates()[:3])
+    assert res["clusters"][0]["paper"] is None and res["paper"] == {}

@@ -1,12 +1,18 @@
 """``python -m flan_trainer.interop``: HF -> Orbax -> HF with the logit check, and legacy T5X -> Orbax."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
 
 from flan_trainer.interop import __main__ as cli
 from flan_trainer.interop import detect_checkpoint_format, hf_names, import_t5x_orbax
+
+# TensorFlow (via seqio) and triton each bundle LLVM; importing triton after TF aborts the process
+# ("inconsistency in registered CommandLine options"). torch only probes triton, and CPU tests need
+# none, so hide it unless something already loaded it.
+sys.modules.setdefault("triton", None)
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

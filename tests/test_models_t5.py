@@ -115,6 +115,7 @@ def test_packed_batch_equals_each_example_alone(variables):
     np.testing.assert_allclose(packed[2:5], alone_b, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_init_under_mesh_with_logical_sharding():
     rules = [("batch", "data"), ("vocab", "model"), ("mlp", "model"), ("heads", "model"), ("kv", None),
              ("joined_kv", "model"), ("relpos_buckets", None), ("length", None), ("embed", None)]

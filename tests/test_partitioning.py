@@ -118,6 +118,30 @@ def test_init_sharded_state_places_every_leaf(shape):
     assert shardings.params["wi"].spec == P(None, "model")
 
 
+def test_indivisible_dims_are_replicated_not_fatal():
+    mesh = partitioning.make_mesh(mesh_shape=(2, 4))
+    # T5-small-like: 6 heads cannot split 4 ways; the vocab dim still can.
+    assert partitioning.fit_spec_to_shape(P("model", None), (6, 32), mesh) == P(None, None)
+    assert partitioning.fit_spec_to_shape(P("model", None), (32128, 8), mesh) == P("model", None)
+    assert partitioning.fit_spec_to_shape(P(("data", "model")), (16,), mesh) == P(("data", "model"))
+    assert partitioning.fit_spec_to_shape(P(("data", "model")), (12,), mesh) == P(None)
+    with pytest.raises(PartitioningError, match="more entries"):
+        partitioning.fit_spec_to_shape(P("data", None), (4,), mesh)
+
+
+def test_params_shardings_from_eval_shape():
+    mesh = partitioning.make_mesh(mesh_shape=(4, 2))
+    rules = partitioning.standard_logical_axis_rules(parameter_partitioning_dims=2)
+    model = TinyModelApi()
+    abstract, specs, shardings = partitioning.params_shardings(
+        lambda r: model.get_initial_variables(r, {"ids": (2, 4)}), jax.random.PRNGKey(0), mesh, rules
+    )
+    assert isinstance(abstract["wi"], jax.ShapeDtypeStruct) and abstract["wi"].shape == (16, 32)
+    assert specs["wi"] == P("data", "model")  # ZeRO-3 style: embed over data
+    assert specs["embedding"] == P("model", "data")
+    assert shardings["scale"].spec == P("data")
+
+
 def test_check_batch_size_messages():
     mesh = partitioning.make_mesh(mesh_shape=(4, 2))
     partitioning.check_batch_size(8, mesh)

@@ -39,18 +39,39 @@ def test_registration_is_idempotent_and_named(names):
     assert all(n.replace("_", "").isalnum() and n == n.lower() for n in names)
 
 
-def test_train_tasks_and_mixtures_yield_packed_batches(names):
-    targets = [n for n in names if n.endswith("_train")]
-    for name in targets:
-        batch = _batch(name)
-        assert batch["encoder_input_tokens"].shape == (4, 256)
-        assert batch["decoder_segment_ids"].max() >= 1
-        assert (batch["decoder_loss_weights"].sum(axis=1) > 0).all()
+def _check_packed(batch):
+    assert batch["encoder_input_tokens"].shape == (4, 256)
+    assert batch["decoder_segment_ids"].max() >= 1
+    assert (batch["decoder_loss_weights"].sum(axis=1) > 0).all()
 
 
+def test_representative_tasks_and_mixture_yield_packed_batches(names):
+    for name in ("embedded_fact_nli_train", "embedded_held_out_nli_train"):
+        _check_packed(_batch(name))
+    for name in ("embedded_flag_qa_t1_test_rank", "embedded_addition_t2_val_gen"):
+        _check_packed(_batch(name, "validation"))
+
+
+@pytest.mark.slow
+def test_train_tasks_yield_packed_batches(names):
+    for name in names:
+        if name.endswith("_train") and name in seqio.TaskRegistry.names():
+            _check_packed(_batch(name))
+
+
+@pytest.mark.slow
+def test_every_mixture_yields_batches(names):
+    for name in names:
+        if name in seqio.MixtureRegistry.names():
+            _check_packed(_batch(name, "train" if name.endswith("_train") else "test"))
+
+
+@pytest.mark.slow
 def test_one_eval_task_per_dataset_and_kind_yields_batches(names):
     firsts = {}
     for n in names:
+        if n in seqio.MixtureRegistry.names():
+            continue
         info = flan_tasks.task_info(n)
         if info.kind != "train":
             firsts.setdefault((info.dataset, info.kind), n)
@@ -62,7 +83,8 @@ def test_one_eval_task_per_dataset_and_kind_yields_batches(names):
 @pytest.mark.slow
 def test_every_task_yields_batches(names):
     for name in names:
-        _batch(name, "train" if name.endswith("_train") else "test")
+        if name in seqio.TaskRegistry.names():
+            _batch(name, "train" if name.endswith("_train") else "test")
 
 
 def test_rank_rows_regroup(names):
@@ -194,3 +216,19 @@ def test_reregistering_with_other_settings_replaces(names):
     assert first == second
     row = next(seqio.get_mixture_or_task("resuite_addition_train").get_dataset(None, split="train", shuffle=False).as_numpy_iterator())
     assert np.asarray(row["inputs"]).size > 0
+
+
+def test_eval_only_dataset_gets_no_training_task():
+    import dataclasses
+
+    from flan_tasks.spec import Splits
+
+    spec = next(s for s in embedded_specs() if s.name == "size_pronouns")
+    eval_only = dataclasses.replace(spec, splits=Splits(train="", validation="validation", reported="test"))
+    other = next(s for s in embedded_specs() if s.name == "gender_pronouns")
+    rules = flan_tasks.ClusterRules.from_pairs(("coreference",))
+    names = flan_tasks.register_suite("evalonly", [eval_only, other], cluster_rules=rules)
+    assert "evalonly_size_pronouns_train" not in names and "evalonly_size_pronouns_t0_test_rank" in names
+    mixture = seqio.get_mixture_or_task("evalonly_all_train")
+    assert [t.name for t in mixture.tasks] == ["evalonly_gender_pronouns_train"]
+    assert any(e.dataset == "size_pronouns" for e in flan_tasks.eval_plan("evalonly", "coreference"))

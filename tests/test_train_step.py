@@ -63,7 +63,7 @@ def packed_batch(seed=0):
         tgt, ds, dp = _pack_row(rng, LT, tl)
         # Decoder inputs: targets shifted right within each segment, 0 at segment starts.
         dec_in = np.where(dp > 0, np.roll(tgt, 1), 0).astype(np.int32)
-        for k, v in zip(cols, (enc, es, ep, tgt, ds, dp, dec_in)):
+        for k, v in zip(cols, (enc, es, ep, tgt, ds, dp, dec_in), strict=True):
             cols[k].append(v)
     c = {k: np.stack(v) for k, v in cols.items()}
     return {
@@ -155,6 +155,7 @@ def setup_4x2():
     return (tx, *_setup((4, 2), tx))
 
 
+@pytest.mark.slow
 def test_eval_step_matches_train_metrics_and_lr_is_logged(setup_4x2):
     tx, mesh, rules, model, state, shardings = setup_4x2
     batch = partitioning.shard_batch(packed_batch(3), mesh)
@@ -209,6 +210,23 @@ def test_flops_param_counts_match_the_model():
     step = flops.train_flops_per_step(cfg, batch_size=2, encoder_length=LIN, decoder_length=LT)
     attn = 12 * 16 * (LIN * LIN + LT * LT + LT * LIN)  # enc self, dec self, cross; 1 layer each
     assert step == 6 * (enc * 2 * LIN + dec * 2 * LT) + 2 * attn
+
+
+def test_flops_decoder_only_counts_tied_output_projection():
+    cfg = config_lib.TransformerConfig(
+        vocab_size=VOCAB, emb_dim=16, num_heads=2, num_encoder_layers=0, num_decoder_layers=2,
+        head_dim=8, mlp_dim=32, dtype="float32", decoder_only=True, logits_via_embedding=True,
+    )
+    model = model_api.DecoderOnlyModel(config=cfg)
+    shapes = {"decoder_input_tokens": (2, LT), "decoder_target_tokens": (2, LT)}
+    params = jax.eval_shape(
+        lambda r: model.get_initial_variables(r, shapes), jax.random.PRNGKey(0)
+    )["params"]
+    # The tied embedding is the output projection: counted once, as a matmul.
+    assert flops.decoder_matmul_params(cfg) == _count(params, ("'kernel'", "'embedding'"))
+    assert flops.encoder_matmul_params(cfg) == 0
+    expected = 2 * LT * (6 * flops.decoder_matmul_params(cfg) + 2 * 12 * LT * 16)
+    assert flops.train_flops_per_step(cfg, 2, 0, LT) == expected
 
 
 def test_mfu_device_table():

@@ -89,13 +89,22 @@ def default_vocabulary():
     return seqio.SentencePieceVocabulary(flan_tasks.DEFAULT_SPM_PATH)
 
 
+def is_eval_only(spec) -> bool:
+    """Datasets with no training slice (WSC273): evaluated, never trained on."""
+    return not spec.splits.train
+
+
 def register_flan_collection(vocabulary: Any = None, options: Any = None) -> list[str]:
-    """Register every flan task and mixture (idempotent); returns the registered names."""
+    """Register every flan task and mixture (idempotent); returns the registered names.
+
+    Eval-only specs (WSC273, `splits.train == ""`) are left out until the registry can
+    register a dataset without a training task.
+    """
     from flan_tasks.registry import register_suite
 
     return register_suite(
         "flan",
-        flan_specs(),
+        tuple(s for s in flan_specs() if not is_eval_only(s)),
         vocabulary=vocabulary if vocabulary is not None else default_vocabulary(),
         cluster_rules=flan_cluster_rules(),
         options=options,

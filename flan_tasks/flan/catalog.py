@@ -165,10 +165,11 @@ def _commonsense() -> list[DatasetSpec]:
     c = "commonsense"
     return [
         _cls("copa", c, "super_glue/copa:1.0.2", held_back(50), p.copa, cs.COPA, ACC, n_train=350),
-        _cls("hellaswag", c, "hellaswag:1.1.0", splits_a(), p.hellaswag, cs.HELLASWAG, ACC, n_train=CAP),
+        _cls("hellaswag", c, "hellaswag:1.1.0", splits_a(), p.hellaswag, cs.HELLASWAG, ACC, n_train=CAP,
+             keep_fn=p.keep_answered),
         _cls("piqa", c, "piqa:1.0.0", held_back(100), p.piqa, cs.PIQA, ACC, n_train=16013),
         _cls("story_cloze", c, "story_cloze/2016:1.0.0", Splits("validation[:-200]", "validation[-200:]", "test"),
-             p.story_cloze, cs.STORY_CLOZE, ACC, n_train=1671,
+             p.story_cloze, cs.STORY_CLOZE, ACC, n_train=1671, keep_fn=p.keep_answered_1based,
              description="StoryCloze 2016 (manual download); trained on its validation set."),
     ]
 

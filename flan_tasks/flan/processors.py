@@ -63,7 +63,7 @@ def as_question(text: tf.Tensor) -> tf.Tensor:
     """Capitalise the first letter and end with '?' (BoolQ questions come lower-case, bare)."""
     text = tf.strings.strip(text)
     first = tf.strings.upper(tf.strings.substr(text, 0, 1, unit="UTF8_CHAR"))
-    rest = tf.strings.substr(text, 1, -1, unit="UTF8_CHAR")
+    rest = tf.strings.substr(text, 1, tf.strings.length(text, unit="UTF8_CHAR"), unit="UTF8_CHAR")
     text = tf.strings.join([first, rest])
     return tf.strings.regex_replace(text, r"([^?])$", r"\1?")
 
@@ -185,6 +185,15 @@ def hellaswag(ex: Record) -> dict:
     return classification(fields, ex["endings"], ex["label"])
 
 
+def keep_answered(ex: Record) -> tf.Tensor:
+    """HellaSwag / StoryCloze: drop records whose gold ending is hidden (label below 0 or 1)."""
+    return ex["label"] >= 0
+
+
+def keep_answered_1based(ex: Record) -> tf.Tensor:
+    return ex["label"] >= 1
+
+
 def piqa(ex: Record) -> dict:
     return classification({"goal": ex["goal"]}, tf.stack([ex["sol1"], ex["sol2"]]), ex["label"])
 
@@ -258,7 +267,7 @@ def wsc273(ex: Record) -> dict:
     """Cut the text at the pronoun; options are each candidate plus the rest of the text."""
     text = ex["text"]
     context = tf.strings.strip(tf.strings.substr(text, 0, ex["pronoun_start"]))
-    rest = tf.strings.substr(text, ex["pronoun_end"], -1)
+    rest = tf.strings.substr(text, ex["pronoun_end"], tf.strings.length(text))
     options = tf.stack(
         [tf.strings.join([ex["option1_normalized"], rest]), tf.strings.join([ex["option2_normalized"], rest])]
     )

@@ -49,6 +49,9 @@ def _save_orbax(ckpt: t5x_legacy.T5XCheckpoint, dst: pathlib.Path, step: int) ->
 def verify_against_transformers(params: Any, config: Any, hf_dir: pathlib.Path, seed: int = 0) -> float:
     """Max relative difference of decoder logits (ours vs transformers) on a padded random batch."""
     import jax.numpy as jnp  # noqa: PLC0415
+
+    if "tensorflow" in sys.modules:  # triton after TF aborts (two LLVMs); torch only probes for it
+        sys.modules.setdefault("triton", None)
     import torch  # noqa: PLC0415 - optional dependency, only for --verify
     import transformers  # noqa: PLC0415
 

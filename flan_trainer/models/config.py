@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import gin
 import jax.numpy as jnp
+
+import gin
 
 _ACTIVATIONS = ("gelu", "relu", "silu", "swish", "gelu_exact", "linear")
 

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up .venv (with the interop extras torch + transformers) and runs the full test suite, as CI does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh --interop
+.venv/bin/ruff check .
+bash scripts/run_tests.sh --all "$@"

@@ -152,16 +152,13 @@ def evaluate_generation(
     texts = [_as_str(vocabulary.decode([int(t) for t in x])) for x in ids]
     predictions = [_postprocess(postprocess_fn, t, e.row, False) for t, e in zip(texts, examples, strict=True)]
     targets = [[_postprocess(postprocess_fn, r, e.row, True) for r in e.references] for e in examples]
-    # Label metrics want one label per example; text metrics take the list of references.
-    label_metrics = {"accuracy", "f1_binary", "f1_macro", "matthews_corr", "pearson", "spearman"}
-    if set(metric_names) & label_metrics:
+    # Label/number metrics want one target per example; text metrics take the list of references.
+    single = [m for m in metric_names if m in metrics.SINGLE_TARGET_METRICS]
+    scores: dict[str, float] = {}
+    if single:
         flat_targets = [t[0] for t in targets]
-        scores = metrics.compute_metrics(
-            [m for m in metric_names if m in label_metrics], flat_targets, predictions, options=options or None
-        )
-    else:
-        scores = {}
-    text_names = [m for m in metric_names if m not in label_metrics]
+        scores.update(metrics.compute_metrics(single, flat_targets, predictions, options=options or None))
+    text_names = [m for m in metric_names if m not in metrics.SINGLE_TARGET_METRICS]
     if text_names:
         scores.update(metrics.compute_metrics(text_names, targets, predictions, options=options or None))
     return GenResult(

@@ -355,6 +355,12 @@ METRICS: Mapping[str, MetricFn] = {
     "edit_distance": edit_distance,
 }
 
+# Metrics that take exactly one target per example (labels or numbers); the others take a list
+# of reference strings per example.
+SINGLE_TARGET_METRICS = frozenset({"accuracy", "f1_binary", "f1_macro", "matthews_corr", "pearson", "spearman"})
+# Of those, the ones that compare class labels (option indices in rank classification).
+LABEL_METRICS = frozenset({"accuracy", "f1_binary", "f1_macro", "matthews_corr"})
+
 # The score key each metric contributes as the headline number of a template.
 PRIMARY_KEY: Mapping[str, str] = {
     "accuracy": "accuracy",

@@ -19,8 +19,6 @@ from evals import generation, metrics, rank_classification, report
 log = logging.getLogger(__name__)
 
 SPLITS = ("validation", "reported")
-# Metrics computed on labels (option indices); the rest compare option texts.
-_LABEL_METRICS = frozenset({"accuracy", "f1_binary", "f1_macro", "matthews_corr"})
 
 
 def register_suite(suite: str, vocabulary: Any = None) -> None:
@@ -52,15 +50,19 @@ def cluster_status(suite: str, cluster: str, training_mixture: str | None) -> st
 
 
 def _rank_scores(entry: Any, result: rank_classification.RankResult, texts: list[tuple[str, ...]]) -> dict:
-    label_names = [m for m in entry.metrics if m in _LABEL_METRICS]
-    text_names = [m for m in entry.metrics if m not in _LABEL_METRICS]
+    label_names = [m for m in entry.metrics if m in metrics.LABEL_METRICS]
+    number_names = [m for m in entry.metrics if m in metrics.SINGLE_TARGET_METRICS - metrics.LABEL_METRICS]
+    text_names = [m for m in entry.metrics if m not in metrics.SINGLE_TARGET_METRICS]
     scores: dict[str, float] = {}
     if label_names:
         scores.update(metrics.compute_metrics(label_names, result.targets_for_metrics(), result.predictions))
+    # Other metrics compare the chosen option's text: STS-B's correlations on "0".."5",
+    # ReCoRD's EM/F1 against every correct entity.
+    preds = [t[p] for t, p in zip(texts, result.predictions, strict=True)]
+    golds = [[t[g] for g in gold] or [""] for t, gold in zip(texts, result.gold, strict=True)]
+    if number_names:
+        scores.update(metrics.compute_metrics(number_names, [g[0] for g in golds], preds))
     if text_names:
-        # e.g. ReCoRD's EM/F1 or STS-B's correlations: compare the chosen option's text.
-        preds = [t[p] for t, p in zip(texts, result.predictions, strict=True)]
-        golds = [[t[g] for g in gold] or [""] for t, gold in zip(texts, result.gold, strict=True)]
         scores.update(metrics.compute_metrics(text_names, golds, preds))
     norm = metrics.accuracy(result.targets_for_metrics(normalized=True), result.normalized_predictions)
     scores["accuracy_length_normalized"] = norm["accuracy"]
@@ -156,8 +158,12 @@ def evaluate(
     method: str = "greedy",
     run_info: Mapping[str, Any] | None = None,
     plots: bool = True,
+    max_templates: int | None = None,
 ) -> dict:
     """Evaluates every entry of `flan_tasks.eval_plan(suite, cluster)` and returns results.json's dict.
+
+    max_templates: score only each dataset's first N scored templates (a quicker pass; the
+    template mean then covers those N only, and the run info records it).
 
     split: 'both' (pick templates on validation, report on the reported split), 'validation' or
     'reported'. With `output_dir`, writes results.json, summary.md and the plots there.
@@ -170,6 +176,8 @@ def evaluate(
     flan_tasks.held_out_training_clusters(suite, cluster)  # UnknownClusterError before any heavy work
     register_suite(suite, vocabulary)
     entries = flan_tasks.eval_plan(suite, cluster)
+    if max_templates is not None:
+        entries = _first_templates(entries, max_templates)
     if not entries:
         raise ValueError(f"the eval plan of {suite}/{cluster} is empty")
     splits = SPLITS if split == "both" else (split,)
@@ -185,7 +193,7 @@ def evaluate(
         (main_records if entry.kind == _primary_kind(entry) else side_records).append(record)
     run = {
         "suite": suite, "cluster": cluster, "split": split, "batch_size": batch_size,
-        "max_examples": max_examples, "method": method, "training_mixture": training_mixture,
+        "max_examples": max_examples, "max_templates": max_templates, "method": method, "training_mixture": training_mixture,
         "num_entries": len(entries), "seconds": round(time.perf_counter() - start, 2),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **dict(run_info or {}),
     }
@@ -195,6 +203,20 @@ def evaluate(
     if output_dir is not None:
         report.write_report(results, output_dir, plots=plots)
     return results
+
+
+def _first_templates(entries: Sequence[Any], n: int) -> list[Any]:
+    """Keeps each dataset's first `n` entries (per kind), in plan order."""
+    if n < 1:
+        raise ValueError(f"max_templates must be >= 1, got {n}")
+    seen: dict[tuple[str, str], int] = {}
+    kept = []
+    for entry in entries:
+        key = (entry.dataset, entry.kind)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] <= n:
+            kept.append(entry)
+    return kept
 
 
 def summary_line(results: Mapping[str, Any]) -> str:

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gin
-
 from evals import report
 from evals.runner import evaluate
 
@@ -49,15 +48,18 @@ class HeldOutEval:
 
     held_in_clusters: clusters also scored at the end, for comparison ('all' = every cluster of
       the suite that the run trained on, () = none).
+    held_in_max_templates: score only the first N templates of held-in datasets (the held-out
+      cluster always gets all of them).
     """
 
     def __init__(self, batch_size: int = 32, periodic_max_examples: int | None = 50,
                  final_max_examples: int | None = None, held_in_clusters: Sequence[str] | str = "all",
-                 method: str = "greedy") -> None:
+                 held_in_max_templates: int | None = None, method: str = "greedy") -> None:
         self.batch_size = batch_size
         self.periodic_max_examples = periodic_max_examples
         self.final_max_examples = final_max_examples
         self.held_in_clusters = held_in_clusters
+        self.held_in_max_templates = held_in_max_templates
         self.method = method
 
     def _held_in(self, ctx) -> list[str]:
@@ -80,7 +82,8 @@ class HeldOutEval:
         for cluster in clusters:
             res = evaluate(ctx.model, params, ctx.suite, cluster, ctx.vocabulary, self.batch_size,
                            max_examples=max_examples, training_mixture=ctx.mixture, method=self.method,
-                           split="both" if final else "reported", plots=False)
+                           split="both" if final else "reported", plots=False,
+                           max_templates=None if cluster == ctx.held_out_cluster else self.held_in_max_templates)
             templates += res["templates"]
             status.update({c["cluster"]: c["status"] for c in res["clusters"]})
             seconds += res["run"]["seconds"]

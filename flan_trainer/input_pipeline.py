@@ -17,61 +17,23 @@ import jax
 import numpy as np
 import seqio
 import tensorflow as tf
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
+
+from flan_trainer import partitioning
 
 logger = logging.getLogger(__name__)
 
-BATCH_AXES = ("replica", "data")  # Mesh axes the batch dimension is split over, when present.
-
-
 # ----------------------------------------------------------------------------- sharding
-
-
-def batch_axes(mesh: Mesh) -> tuple[str, ...]:
-    axes = tuple(a for a in BATCH_AXES if a in mesh.axis_names)
-    if not axes:
-        raise ValueError(f"mesh axes {mesh.axis_names} have no batch axis; expected one of {BATCH_AXES}")
-    return axes
-
-
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Batch dimension split over the batch axes, everything else replicated."""
-    axes = batch_axes(mesh)
-    return NamedSharding(mesh, P(axes if len(axes) > 1 else axes[0]))
+# The batch layout and the per-host shard are partitioning's decisions; these are thin adapters.
+batch_sharding = partitioning.batch_sharding
 
 
 def host_shard_info(
     mesh: Mesh, process_index: int | None = None, device_process: Callable[[Any], int] | None = None
 ) -> seqio.ShardInfo:
-    """The seqio.ShardInfo this process reads, from where its devices sit on the batch axes.
-
-    ``device_process`` maps a device to its process (default ``device.process_index``); tests use it
-    to lay out a pretend multi-host mesh.
-    """
-    process_index = jax.process_index() if process_index is None else process_index
-    device_process = device_process or (lambda d: d.process_index)
-    axes = batch_axes(mesh)
-    dims = [mesh.axis_names.index(a) for a in axes]
-    sizes = [mesh.devices.shape[d] for d in dims]
-    rows: dict[int, set[int]] = {}  # process -> batch positions its devices hold
-    for idx, device in np.ndenumerate(mesh.devices):
-        pos = int(np.ravel_multi_index([idx[d] for d in dims], sizes))
-        rows.setdefault(device_process(device), set()).add(pos)
-    if process_index not in rows:
-        raise ValueError(f"process {process_index} owns no device of the mesh")
-    blocks = sorted({tuple(sorted(r)) for r in rows.values()})
-    for block in blocks:
-        if block != tuple(range(block[0], block[0] + len(block))) or len(block) != len(blocks[0]):
-            raise ValueError(
-                f"hosts hold uneven or non-contiguous positions on the batch axes {axes}: {blocks}. "
-                "Build the mesh so each host's devices form one contiguous block along 'data' "
-                "(e.g. with jax.experimental.mesh_utils.create_device_mesh)."
-            )
-    flat = [p for b in blocks for p in b]
-    if len(flat) != len(set(flat)):
-        raise ValueError(f"hosts hold overlapping but different batch positions: {blocks}")
-    return seqio.ShardInfo(index=blocks.index(tuple(sorted(rows[process_index]))), num_shards=len(blocks))
+    """The seqio.ShardInfo this process reads (see partitioning.data_shard_info)."""
+    index, num_shards = partitioning.data_shard_info(mesh, process_index, device_process)
+    return seqio.ShardInfo(index=index, num_shards=num_shards)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -229,7 +191,7 @@ def get_train_iterator(
             raise ValueError("resuming (start_step > 0) needs the seed of the original run")
         seed = int(time.time() * 1000) % (2**31 - 1)
         logger.info("no input seed given; using time-based seed %d", seed)
-    data_size = int(np.prod([mesh.shape[a] for a in batch_axes(mesh)]))
+    data_size = int(mesh.shape[partitioning.DATA_AXIS])
     if batch_size % data_size:
         raise ValueError(
             f"BATCH_SIZE {batch_size} is not divisible by the data-parallel size {data_size} "

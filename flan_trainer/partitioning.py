@@ -233,18 +233,24 @@ def fit_specs_to_shapes(specs: Any, shapes: Any, mesh: Mesh) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def data_shard_info(mesh: Mesh, process_index: int | None = None) -> tuple[int, int]:
+def data_shard_info(
+    mesh: Mesh, process_index: int | None = None, device_process: Callable[[Any], int] | None = None
+) -> tuple[int, int]:
     """``(index, num_shards)`` of the input data this process must read.
 
     Processes are grouped by the set of positions on the 'data' axis that their devices
     occupy: processes that differ only along 'model' hold the same rows and so read the same
-    shard. Works unchanged for a single process, which gets ``(0, 1)``.
+    shard. Each group must hold one contiguous block of rows, because a host's batch becomes
+    that block of the global batch. Works unchanged for a single process, which gets ``(0, 1)``.
+    ``device_process`` maps a device to its process (default ``device.process_index``); tests
+    use it to lay out a pretend multi-host mesh.
     """
     proc = jax.process_index() if process_index is None else process_index
+    owner = device_process or (lambda d: d.process_index)
     data_dim = mesh.axis_names.index(DATA_AXIS)
     rows_of: dict[int, set[int]] = {}
     for idx in np.ndindex(mesh.devices.shape):
-        rows_of.setdefault(mesh.devices[idx].process_index, set()).add(idx[data_dim])
+        rows_of.setdefault(owner(mesh.devices[idx]), set()).add(idx[data_dim])
     groups = sorted({tuple(sorted(r)) for r in rows_of.values()})
     seen: set[int] = set()
     for g in groups:
@@ -252,6 +258,12 @@ def data_shard_info(mesh: Mesh, process_index: int | None = None) -> tuple[int, 
             raise PartitioningError(
                 "processes own overlapping but different sets of data-axis positions "
                 f"({groups}); build the mesh so that each process covers whole data rows "
+                "(make_mesh with the default device order does)."
+            )
+        if g != tuple(range(g[0], g[0] + len(g))) or len(g) != len(groups[0]):
+            raise PartitioningError(
+                f"processes hold uneven or non-contiguous positions on the 'data' axis: {groups}. "
+                "Build the mesh so each process's devices form one contiguous block along 'data' "
                 "(make_mesh with the default device order does)."
             )
         seen |= set(g)

@@ -68,8 +68,8 @@ def test_evaluate_embedded_cluster_end_to_end(tmp_path, cluster):
 @pytest.mark.slow
 def test_cli_restores_a_checkpoint_and_writes_a_report(tmp_path):
     import flax.linen as nn
-    import gin
 
+    import gin
     from flan_trainer import checkpoints
 
     vocab_size = seqio.ByteVocabulary().vocab_size
@@ -95,3 +95,26 @@ def test_cli_restores_a_checkpoint_and_writes_a_report(tmp_path):
     assert res["run"]["checkpoint"].endswith("checkpoint_10")
     assert res["clusters"][0]["status"] == "held-in"  # read from the checkpoint's data position
     assert res["clusters"][0]["mean"] is not None and res["clusters"][0]["best"] is None  # no validation run
+
+
+def test_rank_scores_use_labels_numbers_and_texts():
+    import numpy as np
+    from scipy import stats
+
+    from evals import rank_classification as rc
+
+    def entry(metrics, options=()):
+        return flan_tasks.EvalEntry("d", "c", 0, "rank", "v", "t", metrics, options)
+
+    opts = ("0", "1", "2", "3")
+    result = rc.RankResult([0, 1, 2], [np.zeros(4)] * 3, [np.zeros(4)] * 3, predictions=[1, 3, 2],
+                           normalized_predictions=[1, 0, 1], gold=[(1,), (2,), (0,)])
+    got = runner._rank_scores(entry(("pearson", "spearman"), opts), result, [opts] * 3)
+    assert got["pearson"] == pytest.approx(100 * stats.pearsonr([1, 2, 0], [1, 3, 2]).statistic)
+    assert got["accuracy_length_normalized"] == pytest.approx(100 / 3)
+    texts = [("Paris", "the paris", "Rome"), ("a", "b"), ("x", "y")]
+    multi = rc.RankResult([0, 1, 2], [np.zeros(3)] * 3, [np.zeros(3)] * 3, predictions=[1, 0, 1],
+                          normalized_predictions=[1, 0, 1], gold=[(0, 1), (1,), (1,)])
+    got = runner._rank_scores(entry(("accuracy", "squad")), multi, texts)
+    assert got["accuracy"] == pytest.approx(200 / 3)  # the prediction is one of several golds
+    assert got["squad_em"] == pytest.approx(200 / 3)

@@ -149,6 +149,10 @@ def train(
     if data_state and data_state.get("seed") is not None:
         seed = int(data_state["seed"])  # a resumed run continues the original data order
     log.info("%s; starting at step %d of %d (mixture %s, seed %d)", source, start_step, train_steps, mixture, seed)
+    if start_step >= train_steps:
+        log.warning("MODEL_DIR %s already holds step %d >= TRAIN_STEPS=%d: nothing to train. Raise "
+                    "TRAIN_STEPS to continue, or use a new MODEL_DIR to start over.", model_dir, start_step, train_steps)
+        return TrainResult(start_step, start_step, {}, source, "completed", {})
     data_step = int(data_state["steps"]) if data_state else 0
     train_iter = input_pipeline.get_train_iterator(
         mixture, task_feature_lengths, batch_size, model.feature_converter_cls, mesh, seed,

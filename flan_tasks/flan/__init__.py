@@ -81,12 +81,15 @@ def flan_cluster_rules():
 
 
 def default_vocabulary():
-    """The T5 SentencePiece vocabulary named by flan_tasks.DEFAULT_SPM_PATH."""
+    """The T5 SentencePiece vocabulary named by flan_tasks.DEFAULT_SPM_PATH, with T5's 100 extra ids.
+
+    Flan-T5's 32128-entry embedding is these 32100 ids padded to a multiple of 128.
+    """
     import seqio
 
     import flan_tasks
 
-    return seqio.SentencePieceVocabulary(flan_tasks.DEFAULT_SPM_PATH)
+    return seqio.SentencePieceVocabulary(flan_tasks.DEFAULT_SPM_PATH, extra_ids=100)
 
 
 def is_eval_only(spec) -> bool:
@@ -97,14 +100,14 @@ def is_eval_only(spec) -> bool:
 def register_flan_collection(vocabulary: Any = None, options: Any = None) -> list[str]:
     """Register every flan task and mixture (idempotent); returns the registered names.
 
-    Eval-only specs (WSC273, `splits.train == ""`) are left out until the registry can
-    register a dataset without a training task.
+    Eval-only specs (WSC273, `splits.train == ""`) get evaluation tasks only and never enter a
+    training mixture.
     """
     from flan_tasks.registry import register_suite
 
     return register_suite(
         "flan",
-        tuple(s for s in flan_specs() if not is_eval_only(s)),
+        flan_specs(),
         vocabulary=vocabulary if vocabulary is not None else default_vocabulary(),
         cluster_rules=flan_cluster_rules(),
         options=options,

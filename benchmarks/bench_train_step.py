@@ -11,9 +11,9 @@ Dropout is off on both. Steps of all in-process candidates are interleaved (roun
 load from other work on the machine hits them alike; the figures to quote are the ratios.
 
 Variants of ours, to find where the time goes (``--variants``): bfloat16 activations, a one-hot
-embedding lookup instead of the gather, the pre-optimisation attention layout and loss (the
-code as it was before this benchmark; see ``legacy_patches``), and XLA flags (each flag set runs
-in a subprocess, since XLA reads its flags once per process, against a baseline subprocess).
+embedding lookup instead of the gather, the other activation dtype on both sides, and XLA flags
+(each flag set runs in a subprocess, since XLA reads its flags once per process, against a
+baseline subprocess).
 
     python benchmarks/bench_train_step.py --size tiny --steps 3            # quick
     python benchmarks/bench_train_step.py --variants                       # T5-small, all variants
@@ -130,16 +130,6 @@ def onehot_embedding():
         layers.Embed.__call__ = original
 
 
-def legacy_patches():
-    """Context that restores the pre-benchmark code paths, if this checkout has them."""
-    try:
-        from flan_trainer.models import layers
-    except ImportError:
-        return None
-    legacy = getattr(layers, "legacy_code_paths", None)
-    return legacy() if legacy is not None else None
-
-
 # ------------------------------------------------------------------------------------------
 # Candidates: each is build() -> step() (one blocking training step)
 # ------------------------------------------------------------------------------------------
@@ -229,8 +219,6 @@ def candidate_specs(args: argparse.Namespace) -> dict:
         if not args.no_torch:
             specs[f"torch_{other}"] = lambda: build_torch(args.size, other, data, args.threads)
         specs["ours_onehot_embedding"] = lambda: build_ours(args.size, args.dtype, data, onehot_embedding())
-        if legacy_patches() is not None:
-            specs["ours_before_changes"] = lambda: build_ours(args.size, args.dtype, data, legacy_patches())
     if args.only:
         wanted = args.only.split(",")
         specs = {k: v for k, v in specs.items() if k in wanted}
@@ -336,8 +324,6 @@ def findings(result: dict) -> list[str]:
     ratio(f"torch_{other}", "torch", f"{other} vs {dtype} (torch)")
     ratio(f"ours_{other}", f"torch_{other}", f"ours vs PyTorch ({other})")
     ratio("ours_onehot_embedding", "ours", "one-hot embedding matmul vs gather")
-    ratio("ours", "ours_before_changes", "this change set (current code vs code before it)")
-    ratio("ours_before_changes", "torch", f"before the changes, ours vs PyTorch ({dtype})")
     flags = result.get("xla_flag_variants", {})
     base = flags.get("xla_baseline", {}).get("median_s")
     for name, r in flags.items():

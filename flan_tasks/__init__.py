@@ -31,8 +31,20 @@ Public API (all names are importable from `flan_tasks`; modules load lazily on f
     options_block(options: Sequence[str]) -> str       # "OPTIONS:\\n- a\\n- b"
     options_block_tf(options: tf.Tensor) -> tf.Tensor
 
+    # few-shot variants (opt-in; on top of a registered suite; see flan_tasks.few_shot)
+    register_few_shot(suite, num_shots=16, token_budget=960, seed=0, *, pool_size=512,
+                      example_separator="\n\n", target_separator="\n") -> list[str]
+        # {suite}_{dataset}_t{k}_{val|test}_{rank|gen}_{n}shot tasks and
+        # {suite}_held_out_{cluster}_eval_{n}shot mixtures: up to n exemplars (seeded draw from the
+        # first pool_size training records, rendered with the same template, inputs + target)
+        # before the zero-shot prompt, oldest dropped first until the tokenized inputs (EOS
+        # included) fit token_budget; the prompt is never cut. Eval-only datasets get none.
+    FewShotConfig; registered_few_shot(suite) -> tuple[int, ...]
+    few_shot_task_name(suite, dataset, k, split, kind, num_shots) -> str
+    few_shot_eval_mixture_name(suite, cluster, num_shots) -> str
+
     # evaluation plan, manifests, validation
-    EvalEntry; eval_plan(suite, cluster) -> list[EvalEntry]
+    EvalEntry; eval_plan(suite, cluster, few_shot=None) -> list[EvalEntry]
     mixture_manifest(mixture_name) -> list[ManifestRow]
     validate_spec(spec) -> None; validate_specs(specs) -> None   # raise TemplateError
 
@@ -75,6 +87,11 @@ _LAZY = {
     "check_no_leak": "flan_tasks.clustering",
     "options_block": "flan_tasks.options",
     "options_block_tf": "flan_tasks.options",
+    "register_few_shot": "flan_tasks.few_shot",
+    "FewShotConfig": "flan_tasks.few_shot",
+    "few_shot_task_name": "flan_tasks.few_shot",
+    "few_shot_eval_mixture_name": "flan_tasks.few_shot",
+    "registered_few_shot": "flan_tasks.few_shot",
     "EvalEntry": "flan_tasks.eval_plan",
     "eval_plan": "flan_tasks.eval_plan",
     "mixture_manifest": "flan_tasks.manifest",

@@ -1,12 +1,14 @@
 """Command line for inspecting suites: `python -m flan_tasks [--suite S] COMMAND ...`.
 
 Commands: clusters, datasets, mixtures, templates DATASET, render TASK -n N,
-manifest MIXTURE [--json].
+manifest MIXTURE [--json]. `render` accepts few-shot task names (`..._16shot`) and registers
+that variant with the default budget first.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -61,6 +63,9 @@ def cmd_templates(args, names) -> None:
 def cmd_render(args, names) -> None:
     import seqio
 
+    few_shot = re.search(r"_(\d+)shot$", args.task)
+    if few_shot:  # few-shot variants are opt-in: register the one the name asks for
+        flan_tasks.register_few_shot(args.suite, num_shots=int(few_shot.group(1)))
     task = seqio.get_mixture_or_task(args.task)
     split = "train" if args.task.endswith("_train") else "test"
     ds = task.get_dataset(sequence_length=None, split=split, shuffle=False, seed=0)

@@ -60,6 +60,7 @@ class TaskInfo:
     template_index: int | None
     rate: float | None
     spec: DatasetSpec = dataclasses.field(compare=False, repr=False)
+    num_shots: int = 0  # > 0 only for few-shot variants (flan_tasks.few_shot)
 
 
 @dataclasses.dataclass
@@ -69,6 +70,11 @@ class _SuiteState:
     options: RegistrationOptions
     tasks: list[str]
     mixtures: list[str]
+    vocabulary: Any = None
+    seed: int = 0
+    # Names registered on top of the suite (e.g. few-shot variants); removed with the suite.
+    variant_tasks: list[str] = dataclasses.field(default_factory=list)
+    variant_mixtures: list[str] = dataclasses.field(default_factory=list)
 
 
 _TASKS: dict[str, TaskInfo] = {}
@@ -96,6 +102,61 @@ def registered_options(suite: str) -> RegistrationOptions:
     """The RegistrationOptions a registered suite was built with."""
     registered_specs(suite)
     return _SUITES[suite].options
+
+
+def registered_vocabulary(suite: str) -> seqio.Vocabulary:
+    """The vocabulary a registered suite's tasks tokenize with."""
+    registered_specs(suite)
+    return _SUITES[suite].vocabulary
+
+
+def registered_seed(suite: str) -> int:
+    """The generator seed a registered suite was built with."""
+    registered_specs(suite)
+    return _SUITES[suite].seed
+
+
+def suite_key(suite: str) -> tuple:
+    """A value that changes whenever the suite is registered again with other settings."""
+    registered_specs(suite)
+    return _SUITES[suite].key
+
+
+def add_variant_task(suite: str, name: str, info: dict, source, preprocessors) -> str:
+    """Register a task derived from a registered suite (e.g. a few-shot variant).
+
+    It uses the suite's vocabulary, gets a TaskInfo, and is removed when the suite is
+    registered again with other settings or by `remove_variants`.
+    """
+    state = _SUITES[suite]
+    seqio.TaskRegistry.add(
+        name, source=source, preprocessors=preprocessors, output_features=_features(state.vocabulary)
+    )
+    _TASKS[name] = TaskInfo(name=name, suite=suite, **info)
+    state.variant_tasks.append(name)
+    return name
+
+
+def add_variant_mixture(suite: str, name: str, tasks: list[tuple[str, Any]]) -> None:
+    """Register a mixture of variant tasks of a registered suite (nothing when `tasks` is empty)."""
+    if tasks:
+        seqio.MixtureRegistry.add(name, tasks)
+        _SUITES[suite].variant_mixtures.append(name)
+
+
+def remove_variants(suite: str, names: Sequence[str]) -> None:
+    """Unregister variant tasks and mixtures of a suite (names it does not hold are ignored)."""
+    state = _SUITES.get(suite)
+    if state is None:
+        return
+    names = set(names)
+    for name in [n for n in state.variant_mixtures if n in names]:
+        seqio.MixtureRegistry.remove(name)
+        state.variant_mixtures.remove(name)
+    for name in [n for n in state.variant_tasks if n in names]:
+        seqio.TaskRegistry.remove(name)
+        _TASKS.pop(name, None)
+        state.variant_tasks.remove(name)
 
 
 def train_task_name(suite: str, dataset: str) -> str:
@@ -275,9 +336,11 @@ def _register_mixtures(suite: str, specs: Sequence[DatasetSpec], rules: clusters
 
 
 def _unregister(suite: str) -> None:
-    state = _SUITES.pop(suite, None)
+    state = _SUITES.get(suite)
     if state is None:
         return
+    remove_variants(suite, [*state.variant_tasks, *state.variant_mixtures])
+    del _SUITES[suite]
     for name in state.mixtures:
         seqio.MixtureRegistry.remove(name)
     for name in state.tasks:
@@ -332,7 +395,7 @@ def register_suite(
         return [*_SUITES[suite].tasks, *_SUITES[suite].mixtures]
     _check_specs(suite, specs, rules)
     _unregister(suite)
-    state = _SUITES[suite] = _SuiteState(key, specs, options, [], [])
+    state = _SUITES[suite] = _SuiteState(key, specs, options, [], [], vocabulary=vocabulary, seed=seed)
     try:
         for spec in specs:
             gen = _Generated(spec, seed) if spec.generator is not None else None

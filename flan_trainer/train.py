@@ -143,8 +143,8 @@ def train(
         return None
 
     gin_utils.write_operative_config(model_dir)
-    state, data_state, source = checkpoints.restore_or_initialize(
-        model_dir, initial_checkpoint_path, initial_checkpoint_mode, init_fn, abstract_state)
+    state, data_state, source = _restore_or_initialize(
+        model_dir, initial_checkpoint_path, initial_checkpoint_mode, init_fn, abstract_state, mesh)
     start_step = int(jax.device_get(state.step))
     if data_state and data_state.get("seed") is not None:
         seed = int(data_state["seed"])  # a resumed run continues the original data order
@@ -172,6 +172,29 @@ def train(
         watcher.uninstall()
         reporter.close()
         ckpt.close()
+
+
+def _restore_or_initialize(model_dir, initial_path, mode, init_fn, abstract_state, mesh):
+    """T5X's restore order, with INITIAL_CHECKPOINT_PATH in any supported layout.
+
+    Orbax checkpoints (ours or T5X's) go through `checkpoints`; Hugging Face and legacy T5X
+    checkpoints are imported tensor by tensor straight into the model's shardings. Those two
+    carry no optimizer state of ours, so they always start a fresh optimizer.
+    """
+    if checkpoints.complete_steps(model_dir) or not initial_path:
+        return checkpoints.restore_or_initialize(model_dir, initial_path, mode, init_fn, abstract_state)
+    from flan_trainer import interop
+
+    fmt = interop.detect_checkpoint_format(initial_path)  # clear error when it is none of them
+    if fmt == "orbax":
+        return checkpoints.restore_or_initialize(model_dir, initial_path, mode, init_fn, abstract_state)
+    if mode == "full":
+        raise ValueError(f"INITIAL_CHECKPOINT_PATH {initial_path} is a {fmt} checkpoint, which holds no "
+                         "optimizer state of ours; set INITIAL_CHECKPOINT_MODE = 'params'.")
+    imported = interop.load_checkpoint(initial_path, mesh=mesh)
+    checkpoints.check_compatible(imported.params, abstract_state.params, where=str(initial_path), prefix="params/")
+    params = jax.device_put(imported.params, jax.tree.map(lambda a: a.sharding, abstract_state.params))
+    return checkpoints.replace_params(init_fn(), params), None, f"params imported from {fmt} checkpoint {initial_path}"
 
 
 def _default_optimizer(schedule):

@@ -23,7 +23,7 @@ registered again with other settings.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import seqio
 import tensorflow as tf
@@ -72,7 +72,9 @@ def few_shot_eval_mixture_name(suite: str, cluster: str, num_shots: int) -> str:
     return f"{suite}_held_out_{cluster}_eval_{num_shots}shot"
 
 
-def render_exemplar_tf(template: Template, record, include_options: bool = True, target_separator: str = "\n"):
+def render_exemplar_tf(
+    template: Template, record: Mapping[str, tf.Tensor], include_options: bool = True, target_separator: str = "\n"
+) -> tf.Tensor:
     """One exemplar: the template's inputs and target for a training record, as one string."""
     inputs = render_tf(template.inputs, record, include_options)
     return tf.strings.join([inputs, target_separator, render_tf(template.targets, record, include_options)])
@@ -109,7 +111,7 @@ def _token_lengths(candidates: tf.Tensor, vocabulary: seqio.Vocabulary) -> tf.Te
 
 
 def select_exemplars_tf(
-    record,
+    record: Mapping[str, tf.Tensor],
     prompt: tf.Tensor,
     pool: tf.Tensor,
     vocabulary: seqio.Vocabulary,
@@ -149,7 +151,7 @@ def select_exemplars_tf(
 
 def add_exemplars(
     template: Template,
-    pool_fn,
+    pool_fn: Callable[[], tf.data.Dataset],
     vocabulary: seqio.Vocabulary,
     config: FewShotConfig,
     include_options: bool = True,

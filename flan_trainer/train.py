@@ -147,7 +147,10 @@ def train(
         model_dir, initial_checkpoint_path, initial_checkpoint_mode, init_fn, abstract_state, mesh)
     start_step = int(jax.device_get(state.step))
     if data_state and data_state.get("seed") is not None:
-        seed = int(data_state["seed"])  # a resumed run continues the original data order
+        # A resumed run continues the original data order AND dropout rngs: with RANDOM_SEED=None
+        # the seed drawn above is a new time-based one, so both must come from the saved seed.
+        seed = int(data_state["seed"])
+        dropout_base = jax.random.split(jax.random.PRNGKey(seed))[1]
     log.info("%s; starting at step %d of %d (mixture %s, seed %d)", source, start_step, train_steps, mixture, seed)
     if start_step >= train_steps:
         log.warning("MODEL_DIR %s already holds step %d >= TRAIN_STEPS=%d: nothing to train. Raise "

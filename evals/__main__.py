@@ -42,6 +42,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--split", default="both", choices=("both", "validation", "reported"))
     p.add_argument("--method", default="greedy", choices=("greedy", "beam"))
     p.add_argument("--training_mixture", default=None)
+    p.add_argument("--few_shot", type=int, default=0, help="N exemplars before each prompt (0: zero-shot)")
     return p.parse_args(rest), bindings
 
 
@@ -92,8 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     search = [s for s in args.gin_search_paths.split(",") if s]
     model, params, ckpt_dir, mixture = load_model_and_params(args.checkpoint, args.gin_file, bindings, search)
     output_dir = args.output_dir or str(pathlib.Path(ckpt_dir) / f"eval_{args.suite}_{args.cluster}")
+    from flan_trainer.tasks_setup import build_vocabulary
+
     results = runner.evaluate(
-        model, params, args.suite, args.cluster, batch_size=args.batch_size, output_dir=output_dir,
+        model, params, args.suite, args.cluster, vocabulary=build_vocabulary(), batch_size=args.batch_size,
+        output_dir=output_dir, few_shot=args.few_shot,
         max_examples=args.max_examples, split=args.split, method=args.method,
         training_mixture=args.training_mixture or mixture, run_info={"checkpoint": ckpt_dir},
     )

@@ -159,11 +159,14 @@ def evaluate(
     run_info: Mapping[str, Any] | None = None,
     plots: bool = True,
     max_templates: int | None = None,
+    few_shot: int | None = None,
 ) -> dict:
     """Evaluates every entry of `flan_tasks.eval_plan(suite, cluster)` and returns results.json's dict.
 
     max_templates: score only each dataset's first N scored templates (a quicker pass; the
     template mean then covers those N only, and the run info records it).
+    few_shot: score the N-shot variant (exemplars from the training split before each prompt,
+    see flan_tasks.few_shot) instead of zero-shot.
 
     split: 'both' (pick templates on validation, report on the reported split), 'validation' or
     'reported'. With `output_dir`, writes results.json, summary.md and the plots there.
@@ -175,7 +178,9 @@ def evaluate(
         raise ValueError(f"split must be 'both', 'validation' or 'reported', got {split!r}")
     flan_tasks.held_out_training_clusters(suite, cluster)  # UnknownClusterError before any heavy work
     register_suite(suite, vocabulary)
-    entries = flan_tasks.eval_plan(suite, cluster)
+    if few_shot:
+        flan_tasks.register_few_shot(suite, num_shots=few_shot)
+    entries = flan_tasks.eval_plan(suite, cluster, few_shot=few_shot or None)
     if max_templates is not None:
         entries = _first_templates(entries, max_templates)
     if not entries:
@@ -193,7 +198,7 @@ def evaluate(
         (main_records if entry.kind == _primary_kind(entry) else side_records).append(record)
     run = {
         "suite": suite, "cluster": cluster, "split": split, "batch_size": batch_size,
-        "max_examples": max_examples, "max_templates": max_templates, "method": method, "training_mixture": training_mixture,
+        "max_examples": max_examples, "max_templates": max_templates, "few_shot": few_shot or 0, "method": method, "training_mixture": training_mixture,
         "num_entries": len(entries), "seconds": round(time.perf_counter() - start, 2),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **dict(run_info or {}),
     }

@@ -52,8 +52,8 @@ def parse_gin(gin_files: Sequence[str], bindings: Sequence[str], search_paths: S
     missing = [f for f in gin_files if not _findable(f, search_paths)]
     if missing:
         raise FileNotFoundError(
-            f"gin file(s) not found: {missing}. Looked in the current directory, {REPO_GIN_DIR} "
-            f"and --gin_search_paths={list(search_paths)}."
+            f"gin file(s) not found: {missing}. Looked in the current directory ({os.getcwd()}), "
+            f"{REPO_GIN_DIR} and --gin_search_paths={list(search_paths)}."
         )
     gin.parse_config_files_and_bindings(list(gin_files), list(bindings), finalize_config=False)
 

@@ -208,12 +208,10 @@ def _default_optimizer(schedule):
 
 def _abstract_state(model, optimizer, rng, input_shapes, mesh, rules):
     """Shapes, dtypes and shardings of the train state without allocating it."""
-    import flax.linen as nn
-
-    abstract_params, logical_specs, _ = partitioning.params_shardings(
+    # params_shardings already maps the logical axes through `rules` and fits them to the shapes:
+    # its second result is MESH specs (mapping them through the rules again replicated everything).
+    abstract_params, mesh_specs, _ = partitioning.params_shardings(
         lambda r: model.get_initial_variables(r, input_shapes), rng, mesh, rules)
-    mesh_specs = partitioning.fit_specs_to_shapes(
-        nn.logical_to_mesh(logical_specs, list(rules)), abstract_params, mesh)
     with partitioning.axis_rules(rules):
         abstract = jax.eval_shape(lambda p: train_state_lib.TrainState.create(p, optimizer), abstract_params)
     shardings = train_state_lib.specs_to_shardings(

@@ -15,22 +15,11 @@ from typing import Any
 import numpy as np
 
 from evals import generation, metrics, rank_classification, report
+from flan_trainer.tasks_setup import register_suite
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("validation", "reported")
-
-
-def register_suite(suite: str, vocabulary: Any = None) -> None:
-    """Registers the suite's seqio tasks (idempotent)."""
-    import flan_tasks
-
-    if suite == "embedded":
-        flan_tasks.register_embedded_suite(vocabulary=vocabulary)
-    elif suite == "flan":
-        flan_tasks.register_flan_collection(vocabulary=vocabulary)
-    else:
-        raise ValueError(f"unknown suite {suite!r}; valid suites: ['embedded', 'flan']")
 
 
 def cluster_status(suite: str, cluster: str, training_mixture: str | None) -> str:

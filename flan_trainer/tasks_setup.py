@@ -37,8 +37,8 @@ def build_vocabulary(kind: str = "byte", spm_path: str | None = None, extra_ids:
     raise ValueError(f"unknown vocabulary kind {kind!r}; use 'byte' or 'sentencepiece'.")
 
 
-def register_suite(suite: str, vocabulary: seqio.Vocabulary) -> None:
-    """Registers the suite's tasks and mixtures with this vocabulary (idempotent)."""
+def register_suite(suite: str, vocabulary: seqio.Vocabulary | None = None) -> None:
+    """Registers the suite's tasks and mixtures with this vocabulary (None: the suite's default; idempotent)."""
     if suite == "embedded":
         flan_tasks.register_embedded_suite(vocabulary=vocabulary)
     elif suite == "flan":

@@ -1,126 +1,191 @@
-"""One process of the two-process CPU job launched by tests/test_multihost.py.
+"""One process of the CPU jobs launched by tests/test_multihost.py, on the trainer's real pieces.
 
-Usage: multihost_worker.py PROCESS_ID PORT MODEL_DIR OUT_JSON
-Reads its data shard through flan_trainer.input_pipeline, trains a sharded linear model with optax
-SGD, saves and restores an Orbax checkpoint (onto another sharding), and writes what it saw as JSON.
+Usage:
+  multihost_worker.py multi PROCESS_ID PORT MODEL_DIR OUT_JSON   # one of two jax.distributed processes
+  multihost_worker.py single OUT_JSON                            # the same run in one 4-device process
+
+Each process has 2 CPU devices (4 in ``single``); the mesh is (data=2, model=2) over all 4, so the
+gradient reduction crosses processes. The worker trains the real T5.1.1 encoder-decoder
+(``EncoderDecoderModel``, tiny fp32 config) with the trainer's Adafactor and ``make_train_step`` on
+the embedded ``held_out_nli`` mixture through ``input_pipeline.get_train_iterator`` (packed,
+shuffled), saves an Orbax checkpoint with the data position into a shared MODEL_DIR, restores it onto
+the same shardings, resumes the iterator and takes one more step from the restored state. The
+``single`` run reads both data shards itself and assembles the same global batches, as a reference.
+It writes what it saw as JSON.
 """
 
+import hashlib
 import json
 import os
 import sys
 
+MODE = sys.argv[1] if len(sys.argv) > 1 else ""
 os.environ["JAX_PLATFORMS"] = "cpu"
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={4 if MODE == 'single' else 2}"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 import seqio  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from jax.experimental import multihost_utils  # noqa: E402
-from jax.sharding import Mesh, NamedSharding  # noqa: E402
-from jax.sharding import PartitionSpec as P  # noqa: E402
 
-from flan_trainer import checkpoints as ck  # noqa: E402
-from flan_trainer import input_pipeline as ip  # noqa: E402
+import flan_tasks  # noqa: E402
+from flan_trainer import checkpoints, input_pipeline, partitioning  # noqa: E402
+from flan_trainer.models.config import TransformerConfig  # noqa: E402
+from flan_trainer.models.model_api import EncoderDecoderModel  # noqa: E402
+from flan_trainer.optimizers import adafactor  # noqa: E402
+from flan_trainer.train_state import init_sharded_state  # noqa: E402
+from flan_trainer.train_step import make_train_step  # noqa: E402
 
-VOCAB = seqio.ByteVocabulary()
-LENGTHS = {"inputs": 16, "targets": 4}
-TASK = "multihost_tiny_task"
-
-
-def _examples(split, shuffle_files, seed=None):
-    ids = tf.range(64)
-    return tf.data.Dataset.from_tensor_slices({
-        "inputs": tf.strings.join(["ex ", tf.strings.as_string(ids)]),
-        "targets": tf.strings.as_string(ids % 5),
-    })
+MIXTURE = "embedded_held_out_nli_train"
+LENGTHS = {"inputs": 64, "targets": 16}
+BATCH, SEED, STEPS, MESH_SHAPE = 8, 7, 3, (2, 2)
+CONFIG = TransformerConfig(vocab_size=384, emb_dim=32, num_heads=2, num_encoder_layers=1,
+                           num_decoder_layers=1, head_dim=16, mlp_dim=64, dtype="float32")
 
 
-def _register() -> None:
-    seqio.TaskRegistry.add(
-        TASK, source=seqio.FunctionDataSource(_examples, splits=("train",)),
-        preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos],
-        output_features={k: seqio.Feature(VOCAB, add_eos=True) for k in ("inputs", "targets")})
+def _digest(arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
-def _local_texts(batch) -> list[str]:
-    arr = batch["encoder_input_tokens"]
-    rows = {}
-    for shard in arr.addressable_shards:  # rows this host put in, by global row index
-        start = shard.index[0].start or 0
-        for i, row in enumerate(np.asarray(shard.data)):
-            rows[start + i] = VOCAB.decode([int(t) for t in row if t > 1])
-    return [rows[k] for k in sorted(rows)]
+def _local_rows(batch) -> dict[str, np.ndarray]:
+    """This host's rows of every feature, in global row order (model-axis copies counted once)."""
+    out = {}
+    for name, arr in sorted(batch.items()):
+        rows = {}
+        for shard in arr.addressable_shards:
+            start = shard.index[0].start or 0
+            for i, row in enumerate(np.asarray(shard.data)):
+                rows[start + i] = row
+        out[name] = np.stack([rows[k] for k in sorted(rows)])
+    return out
 
 
-def _loss(w, batch):
-    x = batch["encoder_input_tokens"].astype(jnp.float32) / 255.0
-    y = batch["decoder_target_tokens"].astype(jnp.float32).sum(-1, keepdims=True) / 255.0
-    return jnp.mean((x @ w - y) ** 2)
+def _global_digest(batch) -> str:
+    """Digest of the whole global batch, gathered from every process."""
+    full = {k: multihost_utils.process_allgather(v, tiled=True) for k, v in sorted(batch.items())}
+    return _digest(full.values())
 
 
-def main() -> None:
-    pid, port, model_dir, out_path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    # CPU cross-process collectives need gloo.
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+def _setup():
+    flan_tasks.register_embedded_suite()
+    model = EncoderDecoderModel(CONFIG)
+    mesh = partitioning.make_mesh(mesh_shape=MESH_SHAPE)
+    rules = partitioning.standard_logical_axis_rules()
+    optimizer = adafactor(learning_rate=1e-2)
+    lengths = model.feature_converter_cls(pack=False).get_model_feature_lengths(LENGTHS)
+    shapes = {k: (1, v) for k, v in lengths.items()}
+    state, shardings = init_sharded_state(model, optimizer, jax.random.PRNGKey(SEED), shapes, mesh, rules)
+    step_fn = make_train_step(model, optimizer, mesh, shardings, rules)
+    return model, mesh, state, shardings, step_fn
+
+
+def _train(step_fn, state, batches, start=0):
+    losses, grad_norms = [], []
+    for i, batch in enumerate(batches):
+        state, metrics = step_fn(state, batch, jax.random.fold_in(jax.random.PRNGKey(SEED), start + i))
+        metrics = jax.device_get(metrics)
+        losses.append(float(metrics["loss"]))
+        grad_norms.append(float(metrics["grad_norm"]))
+    return state, losses, grad_norms
+
+
+def _leaves_equal(a, b) -> bool:
+    """Same sharding and bit-identical local shards, leaf by leaf."""
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        if x.sharding != y.sharding or x.shape != y.shape or x.dtype != y.dtype:
+            return False
+        for sx, sy in zip(x.addressable_shards, y.addressable_shards, strict=True):
+            if sx.index != sy.index or not np.array_equal(np.asarray(sx.data), np.asarray(sy.data)):
+                return False
+    return True
+
+
+def _state_digest(state) -> str:
+    return _digest(multihost_utils.process_allgather(x, tiled=True) for x in jax.tree.leaves(state))
+
+
+def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU cross-process collectives
     jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=pid,
                                initialization_timeout=60, heartbeat_timeout_seconds=30)
     assert jax.device_count() == 4 and jax.local_device_count() == 2
-    _register()
-    mesh = Mesh(np.array(jax.devices()).reshape(4, 1), ("data", "model"))
-    make = lambda **kw: ip.get_train_iterator(  # noqa: E731
-        TASK, LENGTHS, 8, seqio.EncDecFeatureConverter, mesh, seed=5, shuffle=False, pack=False, **kw)
+    model, mesh, state, shardings, step_fn = _setup()
+    make = lambda start=0: input_pipeline.get_train_iterator(  # noqa: E731
+        MIXTURE, LENGTHS, BATCH, model.feature_converter_cls, mesh, SEED, start_step=start)
     it = make()
-    tx = optax.sgd(0.5)
-    w = jax.device_put(jnp.zeros((16, 1)), NamedSharding(mesh, P("data", None)))  # rows split 4 ways
-    state = {"params": {"w": w}, "opt_state": tx.init({"w": w}), "step": jnp.asarray(0)}
+    batches = [next(it) for _ in range(STEPS)]
+    local = [_local_rows(b) for b in batches]
+    # Every host's digest of its own rows, exchanged through a cross-process gather.
+    local_digests = multihost_utils.process_allgather(
+        np.array([int(_digest(rows.values()), 16) % 2**62 for rows in local], np.int64))
+    global_digests = [_global_digest(b) for b in batches]
+    init_digest = _state_digest(state)
+    state, losses, grad_norms = _train(step_fn, state, batches)
+    position = it.data_state()
+    next_local = _local_rows(batch_next := next(it))
 
-    @jax.jit
-    def train_step(state, batch):
-        loss, grads = jax.value_and_grad(lambda p: _loss(p["w"], batch))(state["params"])
-        updates, opt = tx.update(grads, state["opt_state"], state["params"])
-        return {"params": optax.apply_updates(state["params"], updates), "opt_state": opt,
-                "step": state["step"] + 1}, loss
-
-    losses, first_texts = [], None
-    for _ in range(3):
-        batch = next(it)
-        first_texts = first_texts or _local_texts(batch)
-        state, loss = train_step(state, batch)
-        losses.append(float(loss))
-    position = it.data_state()  # 3 batches consumed; peek at the 4th for the resume check
-    next_batch_texts = _local_texts(next(it))
-
-    with ck.CheckpointManager(model_dir, keep=2, period=1) as mgr:
-        assert mgr.save(3, state, position)
-    trained = multihost_utils.process_allgather(state["params"]["w"], tiled=True)
-
-    # Restore onto a different sharding of the same mesh (replicated).
-    target = ck.abstract_like(state)
-    target["params"]["w"] = jax.ShapeDtypeStruct((16, 1), jnp.float32, sharding=NamedSharding(mesh, P()))
-    with ck.CheckpointManager(model_dir, keep=2, period=1) as mgr:
+    with checkpoints.CheckpointManager(model_dir, keep=2, period=1) as mgr:
+        assert mgr.save(STEPS, state, position)
+    target = checkpoints.abstract_like(state)
+    with checkpoints.CheckpointManager(model_dir, keep=2, period=1) as mgr:
         restored, data_state = mgr.restore(None, target)
-    w_restored = restored["params"]["w"]
-    resumed_texts = _local_texts(next(make(start_step=data_state["steps"])))
+    restored_equal, restored_step = _leaves_equal(restored, state), int(jax.device_get(restored.step))
+    trained_digest = _state_digest(state)
+    resumed = make(start=data_state["steps"])
+    resumed_batch = next(resumed)
+    resumed_local = _local_rows(resumed_batch)
+    # One more step, uninterrupted and from the restored state with the resumed batch.
+    state, cont_loss, _ = _train(step_fn, state, [batch_next], start=STEPS)
+    restored, resumed_loss, _ = _train(step_fn, restored, [resumed_batch], start=STEPS)
     json.dump({
         "process": pid,
         "shard": [it.shard_info.index, it.shard_info.num_shards],
-        "first_batch": first_texts,
+        "mesh_processes": [[d.process_index for d in row] for row in mesh.devices],
+        "local_rows": int(next(iter(local[0].values())).shape[0]),
+        "local_digests": local_digests.tolist(),
+        "global_digests": global_digests,
+        "init_digest": init_digest,
+        "trained_digest": trained_digest,
         "losses": losses,
-        "trained_w": trained.ravel().tolist(),
-        "restored_w": np.asarray(w_restored.addressable_data(0)).ravel().tolist(),
-        "restored_replicated": w_restored.sharding.spec == P() and w_restored.is_fully_replicated,
-        "restored_step": int(restored["step"]),
+        "grad_norms": grad_norms,
+        "restored_equal": restored_equal,
+        "restored_step": restored_step,
         "data_state": data_state,
-        "next_batch": next_batch_texts,
-        "resumed_batch": resumed_texts,
+        "resumed_batch_equal": all(np.array_equal(next_local[k], resumed_local[k]) for k in next_local)
+        and next_local.keys() == resumed_local.keys(),
+        "continued_loss": cont_loss[0],
+        "resumed_loss": resumed_loss[0],
+        "continued_equals_resumed": _leaves_equal(state, restored),
     }, open(out_path, "w"))
     multihost_utils.sync_global_devices("done")
     jax.distributed.shutdown()
 
 
+def run_single(out_path: str) -> None:
+    """The same run in one process: it reads both host shards and assembles each global batch."""
+    model, mesh, state, _, step_fn = _setup()
+    shards = [input_pipeline.get_host_dataset(
+        MIXTURE, LENGTHS, BATCH // 2, model.feature_converter_cls, seqio.ShardInfo(i, 2), SEED,
+        shuffle=True, pack=True).as_numpy_iterator() for i in range(2)]
+    batches = []
+    for _ in range(STEPS):
+        parts = [next(s) for s in shards]
+        batches.append(partitioning.shard_batch(
+            {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, mesh))
+    init_digest = _state_digest(state)
+    _, losses, grad_norms = _train(step_fn, state, batches)
+    json.dump({"global_digests": [_global_digest(b) for b in batches], "init_digest": init_digest,
+               "losses": losses, "grad_norms": grad_norms}, open(out_path, "w"))
+
+
 if __name__ == "__main__":
-    main()
+    if MODE == "multi":
+        run_multi(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5])
+    elif MODE == "single":
+        run_single(sys.argv[2])
+    else:
+        sys.exit(__doc__)

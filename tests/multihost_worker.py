@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else ""
 os.environ["JAX_PLATFORMS"] = "cpu"
@@ -28,6 +29,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import seqio  # noqa: E402
 from jax.experimental import multihost_utils  # noqa: E402
+from jax.sharding import NamedSharding  # noqa: E402
 
 import flan_tasks  # noqa: E402
 from flan_trainer import checkpoints, input_pipeline, partitioning  # noqa: E402
@@ -80,7 +82,13 @@ def _setup():
     shapes = {k: (1, v) for k, v in lengths.items()}
     state, shardings = init_sharded_state(model, optimizer, jax.random.PRNGKey(SEED), shapes, mesh, rules)
     step_fn = make_train_step(model, optimizer, mesh, shardings, rules)
-    return model, mesh, state, shardings, step_fn
+    return model, optimizer, rules, mesh, state, shardings, step_fn
+
+
+def _model_across_processes_mesh():
+    """A (2, 2) mesh whose 'model' axis spans both processes (each process holds one column)."""
+    devs = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+    return partitioning.make_mesh(mesh_shape=MESH_SHAPE, devices=[devs[0], devs[2], devs[1], devs[3]])
 
 
 def _train(step_fn, state, batches, start=0):
@@ -113,7 +121,8 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=pid,
                                initialization_timeout=60, heartbeat_timeout_seconds=30)
     assert jax.device_count() == 4 and jax.local_device_count() == 2
-    model, mesh, state, shardings, step_fn = _setup()
+    t0 = time.perf_counter()
+    model, optimizer, rules, mesh, state, shardings, step_fn = _setup()
     make = lambda start=0: input_pipeline.get_train_iterator(  # noqa: E731
         MIXTURE, LENGTHS, BATCH, model.feature_converter_cls, mesh, SEED, start_step=start)
     it = make()
@@ -121,10 +130,12 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     local = [_local_rows(b) for b in batches]
     # Every host's digest of its own rows, exchanged through a cross-process gather.
     local_digests = multihost_utils.process_allgather(
-        np.array([int(_digest(rows.values()), 16) % 2**62 for rows in local], np.int64))
+        np.array([int(_digest(rows.values()), 16) % 2**31 for rows in local], np.int32))
     global_digests = [_global_digest(b) for b in batches]
     init_digest = _state_digest(state)
+    t_data = time.perf_counter()
     state, losses, grad_norms = _train(step_fn, state, batches)
+    t_train = time.perf_counter()
     position = it.data_state()
     next_local = _local_rows(batch_next := next(it))
 
@@ -141,6 +152,23 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     # One more step, uninterrupted and from the restored state with the resumed batch.
     state, cont_loss, _ = _train(step_fn, state, [batch_next], start=STEPS)
     restored, resumed_loss, _ = _train(step_fn, restored, [resumed_batch], start=STEPS)
+    t_resume = time.perf_counter()
+
+    # The same checkpoint restored onto a mesh whose 'model' axis crosses processes (heads, mlp and
+    # vocab split between the hosts), then the resumed step there: model-parallel collectives go
+    # over gloo too. Such hosts hold the same rows, so they read the same (single) data shard.
+    mesh_b = _model_across_processes_mesh()
+    shardings_b = jax.tree.map(lambda s: NamedSharding(mesh_b, s.spec), shardings)
+    target_b = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), target, shardings_b)
+    with checkpoints.CheckpointManager(model_dir, keep=2, period=1) as mgr:
+        restored_b, _ = mgr.restore(STEPS, target_b)
+    restored_b_digest = _state_digest(restored_b)
+    restored_b_specs_ok = all(x.sharding == s for x, s in zip(
+        jax.tree.leaves(restored_b), jax.tree.leaves(shardings_b), strict=True))
+    full = {k: multihost_utils.process_allgather(v, tiled=True) for k, v in resumed_batch.items()}
+    step_b = make_train_step(model, optimizer, mesh_b, shardings_b, rules)
+    _, loss_b, _ = _train(step_b, restored_b, [partitioning.shard_batch(full, mesh_b)], start=STEPS)
+    t_end = time.perf_counter()
     json.dump({
         "process": pid,
         "shard": [it.shard_info.index, it.shard_info.num_shards],
@@ -160,6 +188,13 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
         "continued_loss": cont_loss[0],
         "resumed_loss": resumed_loss[0],
         "continued_equals_resumed": _leaves_equal(state, restored),
+        "mesh_b_processes": [[d.process_index for d in row] for row in mesh_b.devices],
+        "mesh_b_shard": list(partitioning.data_shard_info(mesh_b)),
+        "restored_b_digest": restored_b_digest,
+        "restored_b_specs_ok": restored_b_specs_ok,
+        "loss_b": loss_b[0],
+        "seconds": {"setup": t_data - t0, "train": t_train - t_data, "checkpoint_resume": t_resume - t_train,
+                    "model_across_processes": t_end - t_resume},
     }, open(out_path, "w"))
     multihost_utils.sync_global_devices("done")
     jax.distributed.shutdown()
@@ -167,7 +202,7 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
 
 def run_single(out_path: str) -> None:
     """The same run in one process: it reads both host shards and assembles each global batch."""
-    model, mesh, state, _, step_fn = _setup()
+    model, _, _, mesh, state, _, step_fn = _setup()
     shards = [input_pipeline.get_host_dataset(
         MIXTURE, LENGTHS, BATCH // 2, model.feature_converter_cls, seqio.ShardInfo(i, 2), SEED,
         shuffle=True, pack=True).as_numpy_iterator() for i in range(2)]

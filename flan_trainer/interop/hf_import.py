@@ -1,23 +1,30 @@
 """Import a Hugging Face T5 checkpoint (safetensors or PyTorch .bin, sharded or not) as T5X params.
 
-Tensors are streamed one at a time: read from disk, converted (transpose / dtype) and placed on
-their target sharding before the next one is read, so host memory beyond the placed parameters is
-bounded by about two copies of the largest tensor (the read and its transpose).
+Tensors are streamed one at a time and never held whole on the host more than once: each one is
+read in blocks of leading-axis rows (at most ``BLOCK_BYTES``) into one reused staging buffer, and
+each block is converted (transpose / dtype / scale) straight into its place in the T5X-layout
+destination, which is then handed to its sharding. The destination is 64-byte aligned, so jax's
+CPU backend adopts it as the device buffer without a copy. Host memory beyond the placed
+parameters is therefore about one staging block (one more copy of the tensor being placed where
+jax has to copy, e.g. into shards over several devices).
 
-- safetensors is parsed here (8-byte header length, JSON header, raw little-endian data) and each
-  tensor is read with a plain ``readinto``: no file-wide mmap stays resident, and bfloat16 works
-  without torch.
+- safetensors is parsed here (8-byte header length, JSON header, raw little-endian data) and read
+  with plain ``readinto`` calls: no mmap, so no file-backed pages are counted in the process's
+  RSS, and bfloat16 works without torch.
 - ``.bin`` goes through ``torch.load(mmap=True, weights_only=True)``: torch's restricted unpickler
-  refuses arbitrary objects and mmap keeps tensors on disk until touched.
+  refuses arbitrary objects and mmap keeps tensors on disk until touched. Blocks are views of that
+  mmap (no anonymous copy), but the pages read stay mapped, and so in RSS, until the shard is
+  closed; the kernel may drop them (clean, file-backed) under memory pressure.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import jax
@@ -33,6 +40,7 @@ SAFETENSORS_DTYPES: dict[str, np.dtype] = {
     "BF16": np.dtype(ml_dtypes.bfloat16), "I64": np.dtype("<i8"), "I32": np.dtype("<i4"),
     "I16": np.dtype("<i2"), "I8": np.dtype("i1"), "U8": np.dtype("u1"), "BOOL": np.dtype("?"),
 }
+BLOCK_BYTES = 8 * 2**20  # one staging read: the host transient beyond the placed parameters
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                 "pytorch_model.bin.index.json")
 
@@ -58,19 +66,57 @@ class SafetensorsFile:
     def dtype(self, key: str) -> str:
         return self.entries[key]["dtype"]
 
-    def read(self, key: str) -> np.ndarray:
+    def itemsize(self, key: str) -> int:
+        return self._locate(key)[0].itemsize
+
+    def _locate(self, key: str) -> tuple[np.dtype, tuple[int, ...], int]:
+        """(numpy dtype, shape, absolute file offset) of ``key``, checked against its byte range."""
         entry = self.entries[key]
         if entry["dtype"] not in SAFETENSORS_DTYPES:
             raise ConversionError(f"{key}: unsupported safetensors dtype {entry['dtype']} in {self.path}")
+        dtype, shape = SAFETENSORS_DTYPES[entry["dtype"]], tuple(entry["shape"])
         begin, end = entry["data_offsets"]
-        out = np.empty(entry["shape"], SAFETENSORS_DTYPES[entry["dtype"]])
-        if out.nbytes != end - begin:
-            raise ConversionError(f"{key}: header says {end - begin} bytes but shape {entry['shape']} needs "
-                                  f"{out.nbytes} ({self.path})")
-        with open(self.path, "rb") as f:
-            f.seek(self.data_start + begin)
-            f.readinto(memoryview(out.reshape(-1).view(np.uint8)))
+        if math.prod(shape) * dtype.itemsize != end - begin:
+            raise ConversionError(f"{key}: header says {end - begin} bytes but shape {list(shape)} needs "
+                                  f"{math.prod(shape) * dtype.itemsize} ({self.path})")
+        return dtype, shape, self.data_start + begin
+
+    def read(self, key: str) -> np.ndarray:
+        """The whole tensor (one fresh array)."""
+        dtype, shape, start = self._locate(key)
+        out = np.empty(shape, dtype)
+        with open(self.path, "rb", buffering=0) as f:
+            f.seek(start)
+            _read_exact(f, out, key)
         return out
+
+    def blocks(self, key: str, rows: int) -> Iterator[np.ndarray]:
+        """The tensor's leading-axis rows, ``rows`` at a time, read into one reused buffer.
+
+        Each block is overwritten by the next: consume (copy out of) it before advancing.
+        """
+        dtype, shape, start = self._locate(key)
+        if not shape:
+            yield self.read(key)
+            return
+        buf = np.empty((max(1, min(rows, shape[0])), *shape[1:]), dtype)
+        with open(self.path, "rb", buffering=0) as f:
+            f.seek(start)
+            for r0 in range(0, shape[0], rows):
+                block = buf[:min(rows, shape[0] - r0)]
+                _read_exact(f, block, key)
+                yield block
+
+
+def _read_exact(f: Any, out: np.ndarray, key: str) -> None:
+    """Fill the C-contiguous ``out`` from ``f``'s current position."""
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    done = 0
+    while done < len(view):
+        n = f.readinto(view[done:])
+        if not n:
+            raise ConversionError(f"{key}: file ends {len(view) - done} bytes early ({f.name})")
+        done += n
 
 
 class TorchBinFile:
@@ -92,11 +138,26 @@ class TorchBinFile:
     def dtype(self, key: str) -> str:
         return str(self.tensors[key].dtype).removeprefix("torch.")
 
+    def itemsize(self, key: str) -> int:
+        return self.tensors[key].element_size()
+
+    def _numpy(self, t: Any) -> np.ndarray:
+        """A numpy view of a contiguous tensor (bfloat16: reinterpret the bits, numpy has none)."""
+        if t.dtype == self._torch.bfloat16:
+            return t.view(self._torch.int16).numpy().view(ml_dtypes.bfloat16)
+        return t.numpy()
+
     def read(self, key: str) -> np.ndarray:
-        t = self.tensors[key].detach()
-        if t.dtype == self._torch.bfloat16:  # numpy has no bfloat16: reinterpret the bits
-            return t.contiguous().view(self._torch.int16).numpy().view(ml_dtypes.bfloat16).copy()
-        return t.contiguous().numpy().copy()
+        return self._numpy(self.tensors[key].detach().contiguous()).copy()
+
+    def blocks(self, key: str, rows: int) -> Iterator[np.ndarray]:
+        """Leading-axis rows, ``rows`` at a time, as views of the mmap (no copy when contiguous)."""
+        t = self.tensors[key].detach().contiguous()
+        if t.dim() == 0:
+            yield self.read(key)
+            return
+        for r0 in range(0, t.shape[0], rows):
+            yield self._numpy(t[r0:r0 + rows])
 
 
 class HFCheckpoint:
@@ -135,8 +196,16 @@ class HFCheckpoint:
     def dtype(self, key: str) -> str:
         return self._file(self.key_to_file[key]).dtype(key)
 
+    def itemsize(self, key: str) -> int:
+        return self._file(self.key_to_file[key]).itemsize(key)
+
     def read(self, key: str) -> np.ndarray:
         return self._file(self.key_to_file[key]).read(key)
+
+    def blocks(self, key: str, rows: int | None = None) -> Iterator[np.ndarray]:
+        """``key`` in blocks of leading-axis rows (default: as many as fit in ``BLOCK_BYTES``)."""
+        rows = rows or rows_per_block(self.shape(key), self.itemsize(key))
+        return self._file(self.key_to_file[key]).blocks(key, rows)
 
     def keys_by_file(self, keys: list[str]) -> Iterator[str]:
         """``keys`` grouped by the shard that holds them (one shard open at a time for .bin)."""
@@ -145,6 +214,19 @@ class HFCheckpoint:
 
 
 # ----------------------------------------------------------------------------- conversion
+
+
+def rows_per_block(shape: tuple[int, ...], itemsize: int) -> int:
+    """How many leading-axis rows of a tensor fit in ``BLOCK_BYTES`` (at least one)."""
+    return max(1, BLOCK_BYTES // max(1, itemsize * math.prod(shape[1:])))
+
+
+def _tensors_equal(ckpt: HFCheckpoint, a: str, b: str) -> bool:
+    """``np.array_equal`` of two checkpoint tensors, compared block by block."""
+    if ckpt.shape(a) != ckpt.shape(b):
+        return False
+    rows = rows_per_block(ckpt.shape(a), max(ckpt.itemsize(a), ckpt.itemsize(b)))
+    return all(np.array_equal(x, y) for x, y in zip(ckpt.blocks(a, rows), ckpt.blocks(b, rows), strict=True))
 
 
 def read_hf_config(directory: str | os.PathLike) -> dict[str, Any]:
@@ -162,7 +244,7 @@ def _lm_head_layout(hf_config: dict[str, Any], ckpt: HFCheckpoint) -> tuple[bool
     if has_head and hf_config.get("tie_word_embeddings", True) and hf_config.get("scale_decoder_outputs") is not False:
         # .bin files store tied heads as a second name for the same storage: compare to decide.
         # (Unscaled models skip this: a head equal to the embedding converts the same either way.)
-        tied = bool(np.array_equal(ckpt.read("lm_head.weight"), ckpt.read("shared.weight")))
+        tied = _tensors_equal(ckpt, "lm_head.weight", "shared.weight")
     scale = hf_names.hf_scales_decoder_output(hf_config)
     if tied and scale:
         return True, "lm_head.weight", 1.0  # T5X logits_via_embedding (rescales by itself)
@@ -171,13 +253,33 @@ def _lm_head_layout(hf_config: dict[str, Any], ckpt: HFCheckpoint) -> tuple[bool
 
 
 def hf_to_t5x_value(rule: TensorRule, value: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """One HF tensor in T5X layout and ``dtype`` (transpose to [in, out], fold any scale)."""
-    if rule.transpose:
-        value = value.T
-    value = np.ascontiguousarray(value, dtype=np.float32 if rule.scale != 1.0 else dtype)
-    if rule.scale != 1.0:
-        value = (value * np.float32(rule.scale)).astype(dtype)
-    return value
+    """One whole HF tensor in T5X layout and ``dtype`` (transpose to [in, out], fold any scale)."""
+    return convert_blocks([rule], [value], dtype)[0]
+
+
+def convert_blocks(rules: list[TensorRule], blocks: Iterable[np.ndarray], dtype: np.dtype) -> list[np.ndarray]:
+    """Fill one T5X-layout :func:`placement.host_buffer` per rule from one HF tensor's row blocks.
+
+    All ``rules`` read the same HF tensor (``shared.weight`` may feed both the embedding and the
+    head). Each block is transposed, scaled and cast straight into its slice of the destination,
+    so no whole-tensor intermediate exists; elementwise, the arithmetic is that of converting the
+    whole tensor at once (cast to ``dtype``; with a scale: cast to float32, multiply, cast).
+    """
+    outs = [placement.host_buffer(rule.shape, dtype) for rule in rules]
+    targets = [out.T if rule.transpose else out for rule, out in zip(rules, outs, strict=True)]  # HF-layout views
+    r0 = 0
+    for block in blocks:
+        r1 = r0 + (len(block) if block.ndim else 1)
+        for rule, target in zip(rules, targets, strict=True):
+            dst = target[r0:r1] if block.ndim else target
+            if rule.scale != 1.0:
+                dst[...] = block.astype(np.float32) * np.float32(rule.scale)
+            else:
+                dst[...] = block
+        r0 = r1
+    if rules and r0 != (rules[0].hf_shape[0] if rules[0].hf_shape else 1):
+        raise ConversionError(f"{rules[0].hf_key}: read {r0} rows, expected {rules[0].hf_shape}")
+    return outs
 
 
 def _check_keys(ckpt: HFCheckpoint, rules: list[TensorRule]) -> None:
@@ -231,12 +333,12 @@ def import_hf(
         by_key.setdefault(rule.hf_key, []).append(rule)
     params: dict[str, Any] = {}
     for key in ckpt.keys_by_file(list(by_key)):
-        raw = ckpt.read(key)
-        for rule in by_key[key]:  # shared.weight may feed both the embedding and the head
-            value = hf_to_t5x_value(rule, raw, np.dtype(param_dtype))
+        key_rules = by_key[key]
+        values = convert_blocks(key_rules, ckpt.blocks(key), np.dtype(param_dtype))
+        for rule in key_rules:
+            value = values.pop(0)
             hf_names.set_path(params, rule.path, placement.place(value, sharding_fn(rule.path, rule.shape,
                                                                                     rule.logical_axes)))
-            del value
-        del raw
+            del value  # params holds only the jax array (which, on CPU, owns this buffer)
     jax.block_until_ready(params)
     return params, config

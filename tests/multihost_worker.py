@@ -14,6 +14,7 @@ the same shardings, resumes the iterator and takes one more step from the restor
 It writes what it saw as JSON.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ import numpy as np  # noqa: E402
 import seqio  # noqa: E402
 from jax.experimental import multihost_utils  # noqa: E402
 from jax.sharding import NamedSharding  # noqa: E402
+from jax.sharding import PartitionSpec as P  # noqa: E402
 
 import flan_tasks  # noqa: E402
 from flan_trainer import checkpoints, input_pipeline, partitioning  # noqa: E402
@@ -66,10 +68,19 @@ def _local_rows(batch) -> dict[str, np.ndarray]:
     return out
 
 
-def _global_digest(batch) -> str:
-    """Digest of the whole global batch, gathered from every process."""
-    full = {k: multihost_utils.process_allgather(v, tiled=True) for k, v in sorted(batch.items())}
-    return _digest(full.values())
+@functools.cache
+def _replicator(mesh):
+    return jax.jit(lambda tree: tree, out_shardings=NamedSharding(mesh, P()))
+
+
+def _gather(tree, mesh):
+    """Full numpy copies of a tree of global arrays on ``mesh`` (one collective for the tree)."""
+    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), _replicator(mesh)(tree))
+
+
+def _global_digest(tree, mesh) -> str:
+    """Digest of every leaf of a tree of global arrays, gathered from all processes."""
+    return _digest(jax.tree.leaves(_gather(tree, mesh)))
 
 
 def _setup():
@@ -112,10 +123,6 @@ def _leaves_equal(a, b) -> bool:
     return True
 
 
-def _state_digest(state) -> str:
-    return _digest(multihost_utils.process_allgather(x, tiled=True) for x in jax.tree.leaves(state))
-
-
 def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU cross-process collectives
     jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=pid,
@@ -131,8 +138,9 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     # Every host's digest of its own rows, exchanged through a cross-process gather.
     local_digests = multihost_utils.process_allgather(
         np.array([int(_digest(rows.values()), 16) % 2**31 for rows in local], np.int32))
-    global_digests = [_global_digest(b) for b in batches]
-    init_digest = _state_digest(state)
+    t_batches = time.perf_counter()
+    global_digests = [_global_digest(b, mesh) for b in batches]
+    init_digest = _global_digest(state, mesh)
     t_data = time.perf_counter()
     state, losses, grad_norms = _train(step_fn, state, batches)
     t_train = time.perf_counter()
@@ -145,7 +153,7 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     with checkpoints.CheckpointManager(model_dir, keep=2, period=1) as mgr:
         restored, data_state = mgr.restore(None, target)
     restored_equal, restored_step = _leaves_equal(restored, state), int(jax.device_get(restored.step))
-    trained_digest = _state_digest(state)
+    trained_digest = _global_digest(state, mesh)
     resumed = make(start=data_state["steps"])
     resumed_batch = next(resumed)
     resumed_local = _local_rows(resumed_batch)
@@ -162,10 +170,10 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     target_b = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), target, shardings_b)
     with checkpoints.CheckpointManager(model_dir, keep=2, period=1) as mgr:
         restored_b, _ = mgr.restore(STEPS, target_b)
-    restored_b_digest = _state_digest(restored_b)
+    restored_b_digest = _global_digest(restored_b, mesh_b)
     restored_b_specs_ok = all(x.sharding == s for x, s in zip(
         jax.tree.leaves(restored_b), jax.tree.leaves(shardings_b), strict=True))
-    full = {k: multihost_utils.process_allgather(v, tiled=True) for k, v in resumed_batch.items()}
+    full = _gather(resumed_batch, mesh)
     step_b = make_train_step(model, optimizer, mesh_b, shardings_b, rules)
     _, loss_b, _ = _train(step_b, restored_b, [partitioning.shard_batch(full, mesh_b)], start=STEPS)
     t_end = time.perf_counter()
@@ -183,8 +191,8 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
         "restored_equal": restored_equal,
         "restored_step": restored_step,
         "data_state": data_state,
-        "resumed_batch_equal": all(np.array_equal(next_local[k], resumed_local[k]) for k in next_local)
-        and next_local.keys() == resumed_local.keys(),
+        "resumed_batch_equal": next_local.keys() == resumed_local.keys()
+        and all(np.array_equal(next_local[k], resumed_local[k]) for k in next_local),
         "continued_loss": cont_loss[0],
         "resumed_loss": resumed_loss[0],
         "continued_equals_resumed": _leaves_equal(state, restored),
@@ -193,8 +201,8 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
         "restored_b_digest": restored_b_digest,
         "restored_b_specs_ok": restored_b_specs_ok,
         "loss_b": loss_b[0],
-        "seconds": {"setup": t_data - t0, "train": t_train - t_data, "checkpoint_resume": t_resume - t_train,
-                    "model_across_processes": t_end - t_resume},
+        "seconds": {"setup": t_batches - t0, "digests": t_data - t_batches, "train": t_train - t_data,
+                    "checkpoint_resume": t_resume - t_train, "model_across_processes": t_end - t_resume},
     }, open(out_path, "w"))
     multihost_utils.sync_global_devices("done")
     jax.distributed.shutdown()
@@ -211,9 +219,9 @@ def run_single(out_path: str) -> None:
         parts = [next(s) for s in shards]
         batches.append(partitioning.shard_batch(
             {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}, mesh))
-    init_digest = _state_digest(state)
+    init_digest = _global_digest(state, mesh)
     _, losses, grad_norms = _train(step_fn, state, batches)
-    json.dump({"global_digests": [_global_digest(b) for b in batches], "init_digest": init_digest,
+    json.dump({"global_digests": [_global_digest(b, mesh) for b in batches], "init_digest": init_digest,
                "losses": losses, "grad_norms": grad_norms}, open(out_path, "w"))
 
 

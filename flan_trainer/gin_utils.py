@@ -45,8 +45,22 @@ def _as_gin_literal(value: str) -> str:
         return repr(stripped)
 
 
+def _drop_package_resource_reader() -> None:
+    """Stops gin from treating 'runs/x.gin' as a file inside a Python package called `runs`.
+
+    gin's resource reader maps 'a/b.gin' to package `a`; when the working directory has a plain
+    folder of that name (e.g. the quickstart's own runs/ output folder), the folder is found as a
+    namespace package without a file origin and gin crashes with a TypeError. Our gin files are
+    plain files on the search path, so the plain file reader is all we need.
+    """
+    readers = getattr(gin.config, "_FILE_READERS", None)
+    if readers is not None:
+        readers[:] = [r for r in readers if getattr(r[0], "__module__", "") != "gin.resource_reader"]
+
+
 def parse_gin(gin_files: Sequence[str], bindings: Sequence[str], search_paths: Sequence[str] = ()) -> None:
     """Parses gin files and bindings, searching the repo's gin/ folder and any extra paths."""
+    _drop_package_resource_reader()
     for path in [str(REPO_GIN_DIR), *search_paths, os.getcwd()]:
         gin.add_config_file_search_path(path)
     missing = [f for f in gin_files if not _findable(f, search_paths)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -77,6 +78,11 @@ def _batch_counts(batch: Mapping[str, jax.Array]) -> dict[str, float]:
     return {"target_tokens": tokens, "target_slots": slots, "sequences": seqs}
 
 
+def _absolute(path: str) -> str:
+    # Orbax needs absolute local paths; remote URLs (gs://...) are kept as they are.
+    return path if "://" in str(path) else os.path.abspath(path)
+
+
 def _seed_or_time(random_seed: int | None) -> int:
     # T5X: RANDOM_SEED=None means a time-based seed; it is then logged and saved in data_state.
     return int(time.time()) % (2**31 - 1) if random_seed is None else int(random_seed)
@@ -113,6 +119,8 @@ def train(
     dry_run: bool = False,
 ) -> TrainResult | None:
     """Instruction-tunes `model` on a mixture; see the module docstring and gin/runs/*.gin."""
+    model_dir = _absolute(model_dir)
+    initial_checkpoint_path = _absolute(initial_checkpoint_path) if initial_checkpoint_path else None
     vocabulary = vocabulary or tasks_setup.build_vocabulary()
     tasks_setup.register_suite(task_suite, vocabulary)
     mixture = tasks_setup.resolve_training_mixture(task_suite, mixture_or_task_name, held_out_cluster)

@@ -24,6 +24,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import seqio  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from results_io import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from flan_tasks.flan import register_flan_collection  # noqa: E402
 from flan_tasks.flan.mock_data import mock_flan_tfds  # noqa: E402
@@ -111,10 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     for r in results:
         print(f"{r['cores']:>5} {r['examples_per_s']:>11} {r['target_tokens_per_s']:>13} "
               f"{r['input_tokens_per_s']:>12} {r['examples_per_packed_row']:>7} {r['build_s']:>8}")
-    out = pathlib.Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"saved {out}")
+    write_results(report, args.out)
     return report
 
 

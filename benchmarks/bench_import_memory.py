@@ -36,6 +36,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from results_io import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 from flan_trainer.interop import hf_names  # noqa: E402
 from flan_trainer.models.config import TransformerConfig  # noqa: E402
 
@@ -156,7 +158,7 @@ def main() -> None:
     print("  * sampled every 2 ms from /proc/self/status (RssAnon, RssFile): lower bounds; the bound uses VmHWM")
     results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    (results / f"import_memory_{args.size}.json").write_text(json.dumps(facts, indent=2) + "\n")
+    write_results(facts, results / f"import_memory_{args.size}.json")
     if not args.keep:
         shutil.rmtree(ckpt)
 

@@ -12,7 +12,6 @@ Prints a table and writes benchmarks/results/rank_scoring.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import platform
@@ -26,6 +25,8 @@ import numpy as np  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from results_io import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 from evals import rank_classification as rc  # noqa: E402
 from flan_trainer.models import model_api  # noqa: E402
@@ -119,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     result = run(args.size, args.examples, args.prompt_len, args.batch_size, args.repeats)
     print_table(result)
-    out = pathlib.Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(result, args.output)
     return 0
 
 

@@ -33,6 +33,8 @@ import subprocess
 import sys
 import time
 
+from results_io import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.modules.setdefault("triton", None)  # triton's LLVM aborts a process that also loads XLA's
 
@@ -375,10 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     result["findings"] = findings(result)
     if not args.only:
         print_table(result)
-    out = pathlib.Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(result, args.output)
     return 0
 
 

@@ -44,7 +44,11 @@ class Dense(nn.Module):
             (x.shape[-1], self.features),
             jnp.float32,
         )
-        return jnp.einsum("...d,df->...f", x.astype(self.dtype), kernel.astype(self.dtype))
+        # A 2-D matmul over flattened tokens, not an einsum over [..., d]: XLA:CPU then lays out
+        # the backward's weight-gradient matmul without transposing the activation gradient
+        # (a measured ~17% of a T5-small training step on CPU).
+        y = jnp.dot(x.astype(self.dtype).reshape(-1, x.shape[-1]), kernel.astype(self.dtype))
+        return y.reshape(*x.shape[:-1], self.features)
 
 
 class Embed(nn.Module):

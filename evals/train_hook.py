@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import gin
+
 from evals import report
 from evals.runner import evaluate
 

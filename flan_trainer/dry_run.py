@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import gin
 import jax
 import numpy as np
 
-import gin
 from flan_trainer import partitioning
 
 

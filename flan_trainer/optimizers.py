@@ -22,13 +22,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import gin
 import jax
 import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from optax._src.factorized import FactoredState
-
-import gin
 
 # Adafactor arguments that are structural (Python control flow), not numeric hyperparameters.
 _STATIC_ADAFACTOR_ARGS = (

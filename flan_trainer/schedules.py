@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import gin
 import jax.numpy as jnp
 import optax
-
-import gin
 
 SCHEDULE_NAMES = ("constant", "rsqrt", "linear", "cosine")
 

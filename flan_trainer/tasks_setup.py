@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
+import gin
 import seqio
 
 import flan_tasks
-import gin
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import gin
 import jax
 import numpy as np
 import optax
 import seqio
 
-import gin
 from flan_trainer import checkpoints, flops, gin_utils, input_pipeline, partitioning, tasks_setup
 from flan_trainer import train_state as train_state_lib
 from flan_trainer.faults import PreemptionWatcher, check_finite_loss

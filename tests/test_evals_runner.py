@@ -68,8 +68,8 @@ def test_evaluate_embedded_cluster_end_to_end(tmp_path, cluster):
 @pytest.mark.slow
 def test_cli_restores_a_checkpoint_and_writes_a_report(tmp_path):
     import flax.linen as nn
-
     import gin
+
     from flan_trainer import checkpoints
 
     vocab_size = seqio.ByteVocabulary().vocab_size

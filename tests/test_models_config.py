@@ -1,10 +1,10 @@
 """Config presets, validation, gin bindings and the T5.1.1 parameter counts."""
 
+import gin
 import jax
 import numpy as np
 import pytest
 
-import gin
 from flan_trainer.models import EncoderDecoderModel, TransformerConfig, preset
 from flan_trainer.models.config import PRESETS
 

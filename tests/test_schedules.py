@@ -1,11 +1,11 @@
 """Learning-rate schedules: values at chosen steps, name lookup, bad settings."""
 
+import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import gin
 from flan_trainer import schedules
 
 

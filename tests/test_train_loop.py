@@ -9,13 +9,13 @@ from __future__ import annotations
 import pathlib
 import re
 
+import gin
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
 import flan_tasks
-import gin
 from flan_trainer import checkpoints, gin_utils
 from flan_trainer.faults import NonFiniteLossError
 from flan_trainer.train import train

@@ -17,11 +17,11 @@ import subprocess
 import sys
 import time
 
+import gin
 import numpy as np
 import pytest
 
 import flan_tasks
-import gin
 from flan_trainer import checkpoints, gin_utils
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

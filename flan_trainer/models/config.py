@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax.numpy as jnp
-
 import gin
+import jax.numpy as jnp
 
 _ACTIVATIONS = ("gelu", "relu", "silu", "swish", "gelu_exact", "linear")
 

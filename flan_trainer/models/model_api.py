@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
+import gin
 import jax
 import jax.numpy as jnp
 
-import gin
 from flan_trainer import decoding
 from flan_trainer.models import losses
 from flan_trainer.models.config import TransformerConfig

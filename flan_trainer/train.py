@@ -133,8 +133,7 @@ def train(
     mesh = partitioning.make_mesh(num_partitions=num_partitions, mesh_shape=mesh_shape)
     rules = tuple(logical_axis_rules or partitioning.standard_logical_axis_rules())
     partitioning.check_batch_size(batch_size, mesh, num_microbatches)
-    schedule = learning_rate_schedule
-    optimizer = (optimizer_factory or _default_optimizer)(schedule)
+    optimizer = (optimizer_factory or _default_optimizer)(learning_rate_schedule)
     input_shapes = _model_input_shapes(model, task_feature_lengths)
     init_rng, dropout_base = jax.random.split(jax.random.PRNGKey(seed))
 

@@ -50,10 +50,9 @@ def compiled_memory(step_fn: Any, abstract_state: Any, abstract_batch: dict) -> 
     return {f: float(getattr(analysis, f, 0.0)) for f in fields}
 
 
-def describe_run(model, abstract_state, shardings, step_fn, mesh, rules, mixture, task_feature_lengths,
-                 batch_size, input_shapes) -> dict:
+def describe_run(model, abstract_state, shardings, step_fn, mesh, mixture, task_feature_lengths,
+                 batch_size) -> dict:
     """Prints the resolved run and returns the same facts as a dict (for tests and tooling)."""
-    del input_shapes, rules
     print("=== resolved gin config ===")
     print(gin.config_str())
     print(f"=== mixture: {mixture} ===")

@@ -63,14 +63,18 @@ class TrainReporter:
         self.window_slots = 0.0
         self.window_seqs = 0.0
 
-    def add(self, step: int, metrics: Mapping[str, jax.Array], batch_counts: Mapping[str, float]) -> None:
-        """Records one finished step. `batch_counts`: target_tokens, target_slots, sequences."""
+    def add(self, step: int, metrics: Mapping[str, jax.Array], target_slots: int) -> None:
+        """Records one finished step: its summed metrics and the global batch's target positions.
+
+        Real target tokens and sequences come from the step's own `weight_sum` and
+        `num_sequences` (packed segments count one each), so nothing is read back from the batch.
+        """
         for key, value in metrics.items():
             self.window[key] = self.window.get(key, 0.0) + float(np.asarray(value))
         self.window["num_steps"] = self.window.get("num_steps", 0.0) + 1.0
-        self.window_tokens += batch_counts["target_tokens"]
-        self.window_slots += batch_counts["target_slots"]
-        self.window_seqs += batch_counts["sequences"]
+        self.window_tokens += float(metrics["weight_sum"])
+        self.window_slots += float(target_slots)
+        self.window_seqs += float(metrics["num_sequences"])
         self.bar.update(1)
         if step % self.log_every == 0:
             self.flush(step)

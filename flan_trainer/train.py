@@ -15,7 +15,6 @@ from typing import Any
 
 import gin
 import jax
-import numpy as np
 import optax
 import seqio
 
@@ -59,23 +58,8 @@ class TrainResult:
     last_scalars: dict[str, float]
 
 
-def _model_input_shapes(model: Any, task_feature_lengths: Mapping[str, int]) -> dict[str, tuple[int, ...]]:
-    converter = model.feature_converter_cls(pack=False)
-    lengths = converter.get_model_feature_lengths(dict(task_feature_lengths))
-    return {k: (1, v) for k, v in lengths.items()}
-
-
-def _batch_counts(batch: Mapping[str, jax.Array]) -> dict[str, float]:
-    """Host-side counts for throughput: real target tokens, target slots, sequences."""
-    weights = batch.get("decoder_loss_weights", batch["decoder_target_tokens"] > 0)
-    local = [np.asarray(s.data) for s in weights.addressable_shards]
-    tokens = float(sum((w > 0).sum() for w in local)) * jax.process_count()
-    slots = float(sum(w.size for w in local)) * jax.process_count()
-    seqs = float(batch["decoder_target_tokens"].shape[0])
-    if "decoder_segment_ids" in batch:
-        segs = [np.asarray(s.data) for s in batch["decoder_segment_ids"].addressable_shards]
-        seqs = float(sum(int(np.max(s, axis=-1).sum()) for s in segs)) * jax.process_count()
-    return {"target_tokens": tokens, "target_slots": slots, "sequences": seqs}
+def _model_feature_lengths(model: Any, task_feature_lengths: Mapping[str, int]) -> dict[str, int]:
+    return model.feature_converter_cls(pack=False).get_model_feature_lengths(dict(task_feature_lengths))
 
 
 def _absolute(path: str) -> str:
@@ -134,7 +118,8 @@ def train(
     rules = tuple(logical_axis_rules or partitioning.standard_logical_axis_rules())
     partitioning.check_batch_size(batch_size, mesh, num_microbatches)
     optimizer = (optimizer_factory or _default_optimizer)(learning_rate_schedule)
-    input_shapes = _model_input_shapes(model, task_feature_lengths)
+    lengths = _model_feature_lengths(model, task_feature_lengths)
+    input_shapes = {k: (1, v) for k, v in lengths.items()}
     init_rng, dropout_base = jax.random.split(jax.random.PRNGKey(seed))
 
     def init_fn():
@@ -145,8 +130,7 @@ def train(
     if dry_run:
         from flan_trainer.dry_run import describe_run
 
-        describe_run(model, abstract_state, shardings, step_fn, mesh, rules, mixture, task_feature_lengths,
-                     batch_size, input_shapes)
+        describe_run(model, abstract_state, shardings, step_fn, mesh, mixture, task_feature_lengths, batch_size)
         return None
 
     gin_utils.write_operative_config(model_dir)
@@ -168,7 +152,6 @@ def train(
         mixture, task_feature_lengths, batch_size, model.feature_converter_cls, mesh, seed,
         shuffle=True, pack=pack, use_cached_tasks=use_cached_tasks, start_step=data_step)
     ckpt = checkpoints.CheckpointManager(model_dir, keep=keep_checkpoints, period=checkpoint_period)
-    lengths = model.feature_converter_cls(pack=False).get_model_feature_lengths(dict(task_feature_lengths))
     flops_per_step = flops.train_flops_per_step(
         model.config, batch_size, lengths.get("encoder_input_tokens", 0), lengths["decoder_target_tokens"])
     reporter = TrainReporter(model_dir, start_step, train_steps, log_every, flops_per_step,
@@ -242,7 +225,7 @@ def _loop(state, step_fn, train_iter, ckpt, reporter, watcher, ctx, start_step, 
         check_finite_loss(step + 1, loss, last_good)
         state, step = new_state, step + 1
         losses[step] = loss
-        reporter.add(step, metrics, _batch_counts(batch))
+        reporter.add(step, metrics, target_slots=batch["decoder_target_tokens"].size)
         preempted = watcher.should_stop(step)
         if ckpt.save(step, state, train_iter.data_state(), force=preempted or step == train_steps):
             last_good = step

@@ -176,7 +176,7 @@ def _restore_or_initialize(model_dir, initial_path, mode, init_fn, abstract_stat
     """
     if checkpoints.complete_steps(model_dir) or not initial_path:
         return checkpoints.restore_or_initialize(model_dir, initial_path, mode, init_fn, abstract_state)
-    from flan_trainer import interop
+    from flan_trainer import interop, layer_stacking
 
     fmt = interop.detect_checkpoint_format(initial_path)  # clear error when it is none of them
     if fmt == "orbax":
@@ -185,8 +185,10 @@ def _restore_or_initialize(model_dir, initial_path, mode, init_fn, abstract_stat
         raise ValueError(f"INITIAL_CHECKPOINT_PATH {initial_path} is a {fmt} checkpoint, which holds no "
                          "optimizer state of ours; set INITIAL_CHECKPOINT_MODE = 'params'.")
     imported = interop.load_checkpoint(initial_path, mesh=mesh)
-    checkpoints.check_compatible(imported.params, abstract_state.params, where=str(initial_path), prefix="params/")
-    params = jax.device_put(imported.params, jax.tree.map(lambda a: a.sharding, abstract_state.params))
+    # Imports come per-layer (T5X/HF naming); a scanned run stacks them (layer_stacking).
+    params = layer_stacking.to_layout(imported.params, layer_stacking.is_stacked(abstract_state.params))
+    checkpoints.check_compatible(params, abstract_state.params, where=str(initial_path), prefix="params/")
+    params = jax.device_put(params, jax.tree.map(lambda a: a.sharding, abstract_state.params))
     return checkpoints.replace_params(init_fn(), params), None, f"params imported from {fmt} checkpoint {initial_path}"
 
 

@@ -223,3 +223,16 @@ def test_host_buffer_is_aligned_and_contiguous():
     for shape in [(3,), (5, 7), (1, 2, 3)]:
         buf = placement.host_buffer(shape, np.float32)
         assert buf.shape == shape and buf.flags.c_contiguous and buf.ctypes.data % 64 == 0
+
+
+def test_scanned_model_imports_matches_and_exports_per_layer(hf_dir, hf_model, tmp_path):
+    """scan_layers=True: import stacks the layers, the scanned model matches transformers, export splits them."""
+    params, config = hf_import.import_hf(hf_dir, config_overrides={"dtype": "float32", "scan_layers": True})
+    assert config.scan_layers and "layers_0" not in params["encoder"]
+    assert params["decoder"]["layers"]["self_attention"]["query"]["kernel"].shape == (2, 64, 64)
+    _assert_parity(params, config, hf_model)
+    out = hf_export.export_hf(params, config, tmp_path / "from_scanned")
+    reloaded = transformers.T5ForConditionalGeneration.from_pretrained(out).eval()
+    original = hf_model.state_dict()
+    for key, value in reloaded.state_dict().items():
+        assert torch.equal(value, original[key]), key

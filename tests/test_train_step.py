@@ -16,16 +16,16 @@ B, LIN, LT = 8, 12, 8
 VOCAB = 64
 
 
-def tiny_config():
+def tiny_config(**overrides):
     return config_lib.TransformerConfig(
         vocab_size=VOCAB, emb_dim=16, num_heads=2, num_encoder_layers=1, num_decoder_layers=1,
-        head_dim=8, mlp_dim=32, dropout_rate=0.0, dtype="float32",
+        head_dim=8, mlp_dim=32, dropout_rate=0.0, dtype="float32", **overrides,
     )
 
 
-def tiny_model(loss_normalizing_factor="NUM_REAL_TARGET_TOKENS"):
+def tiny_model(loss_normalizing_factor="NUM_REAL_TARGET_TOKENS", **config_overrides):
     return model_api.EncoderDecoderModel(
-        config=tiny_config(), loss_normalizing_factor=loss_normalizing_factor
+        config=tiny_config(**config_overrides), loss_normalizing_factor=loss_normalizing_factor
     )
 
 
@@ -85,13 +85,16 @@ def _setup(mesh_shape, tx, model=None):
 
 
 @pytest.mark.slow
-def test_same_losses_on_every_mesh_and_rule_shardings():
+@pytest.mark.parametrize("scan", [False, True])
+def test_same_losses_on_every_mesh_and_rule_shardings(scan):
     batches = [packed_batch(0)] * 3  # the same batch, so the loss must fall
     results = {}
-    for shape in [(8, 1), (4, 2), (2, 4)]:
+    # Scanned stacks: parameters get a leading, replicated 'layers' axis.
+    layer, lead = ("layers", (None,)) if scan else ("layers_0", ())
+    for shape in [(8, 1), (4, 2)] + ([] if scan else [(2, 4)]):
         # A low factoring threshold so the tiny model has factored Adafactor statistics too.
         tx = optimizers.adafactor(1e-2, min_dim_size_to_factor=8)
-        mesh, rules, model, state, shardings = _setup(shape, tx)
+        mesh, rules, model, state, shardings = _setup(shape, tx, tiny_model(scan_layers=scan))
         step = train_step.make_train_step(model, tx, mesh, shardings, rules)
         losses = []
         for b in batches:
@@ -100,16 +103,16 @@ def test_same_losses_on_every_mesh_and_rule_shardings():
         results[shape] = (losses, jax.device_get(state.params))
         p = state.params
         assert p["token_embedder"]["embedding"].sharding.spec == P("model", None)
-        assert p["decoder"]["layers_0"]["mlp"]["wi_0"]["kernel"].sharding.spec == P(None, "model")
-        assert p["encoder"]["layers_0"]["attention"]["query"]["kernel"].sharding.spec == P(None, "model")
-        assert p["encoder"]["layers_0"]["attention"]["out"]["kernel"].sharding.spec == P("model", None)
+        assert p["decoder"][layer]["mlp"]["wi_0"]["kernel"].sharding.spec == P(*lead, None, "model")
+        assert p["encoder"][layer]["attention"]["query"]["kernel"].sharding.spec == P(*lead, None, "model")
+        assert p["encoder"][layer]["attention"]["out"]["kernel"].sharding.spec == P(*lead, "model", None)
         assert p["decoder"]["decoder_norm"]["scale"].sharding.spec == P(None)
         fs = state.opt_state.inner_state[0]
         emb = ("token_embedder", "embedding")  # [vocab 64, embed 16]: v_col keeps vocab
         assert fs.v_col[emb[0]][emb[1]].shape == (VOCAB,)
         assert fs.v_col[emb[0]][emb[1]].sharding.spec == P("model")
-        wi = fs.v_col["decoder"]["layers_0"]["mlp"]["wi_0"]["kernel"]  # [embed, mlp]: keeps mlp
-        assert wi.shape == (32,) and wi.sharding.spec == P("model")
+        wi = fs.v_col["decoder"][layer]["mlp"]["wi_0"]["kernel"]  # [embed, mlp]: keeps mlp
+        assert wi.shape == (*[1] * len(lead), 32) and wi.sharding.spec == P(*lead, "model")
         if shape[1] > 1:
             assert p["token_embedder"]["embedding"].addressable_shards[0].data.shape == (VOCAB // shape[1], 16)
     ref_losses, ref_params = results[(8, 1)]

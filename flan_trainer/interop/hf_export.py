@@ -22,6 +22,7 @@ import jax
 import ml_dtypes
 import numpy as np
 
+from flan_trainer import layer_stacking
 from flan_trainer.interop import hf_names
 from flan_trainer.interop.hf_names import ConversionError, T5Shape, TensorRule
 
@@ -138,7 +139,8 @@ def export_hf(
     collective). ``max_shard_bytes`` splits the weights into ``model-0000k-of-0000n.safetensors``
     with an index. Returns ``out_dir``.
     """
-    params = _unwrap(params)
+    # HF names layers one by one: a scanned run's stacked 'layers' are split first.
+    params = layer_stacking.unstack_layers(_unwrap(params))
     cfg = _config_dict(config)
     hf_config = hf_names.t5x_config_to_hf(cfg)
     rules = hf_names.tensor_rules(T5Shape.from_config(cfg))

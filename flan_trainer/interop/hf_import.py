@@ -32,6 +32,7 @@ import ml_dtypes
 import numpy as np
 from jax.sharding import Mesh
 
+from flan_trainer import layer_stacking
 from flan_trainer.interop import hf_names, placement
 from flan_trainer.interop.hf_names import ConversionError, T5Shape, TensorRule
 
@@ -341,4 +342,4 @@ def import_hf(
                                                                                     rule.logical_axes)))
             del value  # params holds only the jax array (which, on CPU, owns this buffer)
     jax.block_until_ready(params)
-    return params, config
+    return layer_stacking.to_layout(params, config.scan_layers), config

@@ -28,6 +28,7 @@ import tensorstore as ts
 from flax import serialization
 from jax.sharding import Mesh
 
+from flan_trainer import layer_stacking
 from flan_trainer.interop import hf_names, placement
 from flan_trainer.interop.hf_names import ConversionError, Path, T5Shape
 
@@ -224,6 +225,7 @@ def import_t5x_legacy(
             for p, leaf in found.items():
                 hf_names.set_path(states, p, leaf.read())
     jax.block_until_ready(params)
+    params = layer_stacking.to_layout(params, config.scan_layers)
     return T5XCheckpoint(params=params, config=config, step=step, param_states=states)
 
 
@@ -247,7 +249,9 @@ def import_t5x_orbax(
     meta = checkpoints._state_metadata(ckpt_dir)  # noqa: SLF001 - the shapes, without reading arrays
     found = checkpoints._params_of(meta)  # noqa: SLF001
     meta_params = found[1] if found is not None else meta
-    flat = hf_names.flatten_paths(_to_dict(meta_params))
+    # A scanned run's checkpoint holds stacked 'layers'; shapes are read in the per-layer layout.
+    meta_params = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), _to_dict(meta_params))
+    flat = hf_names.flatten_paths(layer_stacking.unstack_layers(meta_params))
     shapes = {p[1:] if p[0] == "params" else p: tuple(m.shape) for p, m in flat.items()}
     config, rules = _config_and_rules(shapes, config_overrides)
     if sharding_fn is None:
@@ -261,7 +265,8 @@ def import_t5x_orbax(
     params = checkpoints.restore_params_only(ckpt_dir, {"params": abstract} if wrapped else abstract)
     params = params["params"] if wrapped else params
     step = int(ckpt_dir.name.rsplit("_", 1)[-1]) if re.fullmatch(r"checkpoint_\d+", ckpt_dir.name) else None
-    return T5XCheckpoint(params=_to_dict(params), config=config, step=step)
+    params = layer_stacking.to_layout(_to_dict(params), config.scan_layers)
+    return T5XCheckpoint(params=params, config=config, step=step)
 
 
 def _to_dict(tree: Any) -> dict[str, Any]:

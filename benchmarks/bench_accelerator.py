@@ -293,14 +293,24 @@ def run_candidate(args: argparse.Namespace, name: str, size: str, batch: int) ->
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         t0 = time.perf_counter()
-        try:  # stdout/stderr go straight to ours: stages show up live
-            rc = subprocess.run(cmd, env=env, timeout=args.timeout_s or None).returncode
+        proc = subprocess.Popen(cmd, env=env)  # stdout/stderr go straight to ours: stages show up live
+        interrupted = False
+        try:
+            rc = proc.wait(timeout=args.timeout_s or None)
         except subprocess.TimeoutExpired:
-            rc = "timeout"
-        result = json.loads(out.read_text()) if out.exists() else {"stages_done": []}
+            proc.kill()
+            proc.wait()
+            rc = f"killed after --timeout_s {args.timeout_s:.0f}"
+        except KeyboardInterrupt:  # e.g. `timeout --signal=INT`: keep what the worker finished
+            interrupted = True
+            proc.kill()
+            proc.wait()
+            rc = "interrupted"
+        result = json.loads(out.read_text()) if out.exists() and out.stat().st_size else {"stages_done": []}
     result["process_s"] = time.perf_counter() - t0
     if rc != 0 and "error" not in result:
-        result["error"] = f"worker exited {rc} after stages {result['stages_done']}"
+        result["error"] = f"worker {rc} after stages {result['stages_done']}"
+    result["interrupted"] = interrupted
     return result
 
 
@@ -387,6 +397,10 @@ def main(argv: list[str] | None = None) -> int:
             result["runs"].append(r)
             result["ratios"] = ratios(result["runs"])
             write_results(result, output)
+            if r.pop("interrupted"):
+                print("interrupted: stopping here", flush=True)
+                print_table(result)
+                return 130
     print_table(result)
     return 0 if not any("error" in r for r in result["runs"]) else 1
 

@@ -107,11 +107,30 @@ class Stages:
 
     def __init__(self, label: str, path: str | None) -> None:
         self.label, self.path, self.result = label, path, {"stages_done": []}
+        self.jax_events: dict[str, float] = {}
         self._t = time.perf_counter()
+
+    def watch_jax(self) -> None:
+        """Sums jax's tracing and XLA compile durations per stage (e.g. how much of init is compiling)."""
+        import jax.monitoring
+
+        names = {"/jax/core/compile/jaxpr_trace_duration": "trace",
+                 "/jax/core/compile/backend_compile_duration": "xla_compile"}
+        self.jax_events = dict.fromkeys(names.values(), 0.0)
+
+        def listen(event: str, secs: float, **_: object) -> None:
+            if event in names:
+                self.jax_events[names[event]] += secs
+
+        jax.monitoring.register_event_duration_secs_listener(listen)
 
     def done(self, stage: str, **extra) -> None:
         now = time.perf_counter()
         self.result[f"{stage}_s"] = now - self._t
+        for what, secs in self.jax_events.items():  # where a jax stage's time went (see watch_jax)
+            if secs:
+                extra[f"{stage}_{what}_s"] = secs
+        self.jax_events = dict.fromkeys(self.jax_events, 0.0)
         self.result["stages_done"].append(stage)
         self.result.update(extra)
         more = "".join(f", {k} {v:.4g}" if isinstance(v, float) else f", {k} {v}" for k, v in extra.items())
@@ -164,6 +183,7 @@ def run_ours(args: argparse.Namespace, st: Stages, scan: bool) -> None:
     from flan_trainer.train_step import make_train_step
 
     st.done("import", jax=jax.__version__)
+    st.watch_jax()
     # Cold compiles: a persistent cache from the environment would time a cache load instead.
     jax.config.update("jax_enable_compilation_cache", False)
     devices = jax.devices() if args.devices == "all" else jax.devices()[:1]
@@ -229,7 +249,8 @@ def run_hf(args: argparse.Namespace, st: Stages) -> None:
         relative_attention_num_buckets=32, relative_attention_max_distance=128, layer_norm_epsilon=1e-6,
         decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
     )
-    model = T5ForConditionalGeneration(cfg).to(device).train()
+    with device:  # parameters are created on the device, not on the host and then copied
+        model = T5ForConditionalGeneration(cfg).train()
     opt = Adafactor(model.parameters(), lr=1e-3, scale_parameter=False, relative_step=False, warmup_init=False)
     data = make_data(args._batch, args.input_len, args.target_len)
     enc, dec, tgt = (torch.from_numpy(data[k]).long().to(device) for k in

@@ -209,6 +209,7 @@ def run_ours(args: argparse.Namespace, st: Stages, scan: bool) -> None:
     compiled = lowered.compile()
     st.done("compile_only")
     st.result["compile_s"] = st.result["lower_s"] + st.result["compile_only_s"]
+    st.save()
     if args.compile_only:
         return
     holder = {"state": state}
@@ -361,7 +362,7 @@ def ratios(runs: list[dict]) -> list[str]:
             if "tokens_per_s" in o and "tokens_per_s" in hf:
                 lines.append(f"{size} b{batch}: tokens/s {name}/hf = {o['tokens_per_s'] / hf['tokens_per_s']:.2f}")
         s, u = c.get("ours_scan", {}), c.get("ours_noscan", {})
-        for what in ("compile_s", "init_s", "first_step_s"):
+        for what in ("compile_s", "lower_s", "compile_only_s", "init_s", "first_step_s"):
             if what in s and what in u:
                 lines.append(f"{size} b{batch}: {what} scanned/unscanned = {s[what] / u[what]:.3f} "
                              f"({s[what]:.1f} s vs {u[what]:.1f} s)")

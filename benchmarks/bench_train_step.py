@@ -7,7 +7,8 @@ tokens with the same shapes and the same number of threads:
 - torch: ``transformers.T5ForConditionalGeneration`` (T5.1.1 config: gated-gelu, untied logits),
   summed ``F.cross_entropy`` on the logits, ``transformers.optimization.Adafactor`` with T5X's
   settings (parameter scaling, clip 1.0, decay -0.8, no momentum, fixed lr), zero_grad, step.
-Dropout is off on both. Steps of all in-process candidates are interleaved (round robin), so
+``ours`` unrolls its layers; ``ours_scan`` is the same step with ``scan_layers=True`` (each stack
+one ``lax.scan``), timed side by side (``--no_scan`` skips it). Dropout is off on both. Steps of all in-process candidates are interleaved (round robin), so
 load from other work on the machine hits them alike; the figures to quote are the ratios.
 
 Variants of ours, to find where the time goes (``--variants``): bfloat16 activations, a one-hot
@@ -70,6 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="CPU threads for both (0 = all usable cores)")
     p.add_argument("--variants", action="store_true", help="also time variants of ours (see module doc)")
     p.add_argument("--no_torch", action="store_true")
+    p.add_argument("--no_scan", action="store_true", help="skip ours_scan (ours with scan_layers=True)")
     p.add_argument("--only", default="", help="comma-separated candidate names to run (internal use)")
     p.add_argument("--xla_flags", default="", help="appended to XLA_FLAGS (internal use: flag variants)")
     p.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "train_step.json"))
@@ -137,7 +139,7 @@ def onehot_embedding():
 # ------------------------------------------------------------------------------------------
 
 
-def build_ours(size: str, dtype: str, data: dict, patch=None):
+def build_ours(size: str, dtype: str, data: dict, patch=None, scan: bool = False):
     import jax
     import numpy as np
 
@@ -147,7 +149,7 @@ def build_ours(size: str, dtype: str, data: dict, patch=None):
     from flan_trainer.train_state import init_sharded_state
     from flan_trainer.train_step import make_train_step
 
-    cfg = TransformerConfig(vocab_size=VOCAB, dtype=dtype, dropout_rate=0.0, **SIZES[size])
+    cfg = TransformerConfig(vocab_size=VOCAB, dtype=dtype, dropout_rate=0.0, scan_layers=scan, **SIZES[size])
     model = model_api.EncoderDecoderModel(cfg, z_loss=0.0, loss_normalizing_factor=None)
     mesh = partitioning.make_mesh(devices=jax.devices()[:1])
     rules = partitioning.standard_logical_axis_rules()
@@ -214,6 +216,8 @@ def candidate_specs(args: argparse.Namespace) -> dict:
     data = make_data(args.batch, args.input_len, args.target_len)
     other = "bfloat16" if args.dtype == "float32" else "float32"
     specs = {"ours": lambda: build_ours(args.size, args.dtype, data)}
+    if not args.no_scan:  # scanned layers side by side with the unrolled ones
+        specs["ours_scan"] = lambda: build_ours(args.size, args.dtype, data, scan=True)
     if not args.no_torch:
         specs["torch"] = lambda: build_torch(args.size, args.dtype, data, args.threads)
     if args.variants:
@@ -321,6 +325,10 @@ def findings(result: dict) -> list[str]:
             lines.append(f"{what}: {a}/{b} = {c[a]['median_s'] / c[b]['median_s']:.2f}")
 
     ratio("ours", "torch", f"ours vs PyTorch ({dtype})")
+    ratio("ours_scan", "ours", "scanned layers vs unrolled (ours)")
+    if "ours_scan" in c and "ours" in c:
+        lines.append("init + compile + first step, scanned vs unrolled: ours_scan/ours = "
+                     f"{c['ours_scan']['first_step_s'] / c['ours']['first_step_s']:.2f}")
     other = "bfloat16" if dtype == "float32" else "float32"
     ratio(f"ours_{other}", "ours", f"{other} activations vs {dtype} (ours)")
     ratio(f"torch_{other}", "torch", f"{other} vs {dtype} (torch)")

@@ -1,4 +1,5 @@
-"""`--dry_run`: show what a run would do (config, mixture, parameters, shardings, memory) without training.
+"""`--dry_run`: show what a run would do (config, mixture, parameters, shardings, memory, compile
+seconds) without training.
 
 Everything here works from abstract shapes: the model is never allocated, and the train step is
 compiled ahead of time, so an out-of-memory configuration shows up on a CPU host before a pod job.
@@ -6,6 +7,7 @@ compiled ahead of time, so an out-of-memory configuration shows up on a CPU host
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,10 +40,22 @@ def _abstract_batch(model: Any, task_feature_lengths: Mapping[str, int], batch_s
     return {k: jax.ShapeDtypeStruct((batch_size, v), np.int32, sharding=sharding) for k, v in lengths.items()}
 
 
-def compiled_memory(step_fn: Any, abstract_state: Any, abstract_batch: dict) -> dict[str, float] | None:
-    """Per-device bytes of the compiled train step (arguments, outputs, temporaries), if XLA reports it."""
+def compile_step(step_fn: Any, abstract_state: Any, abstract_batch: dict) -> tuple[Any, dict[str, float]]:
+    """Compiles the train step ahead of time; returns it and the seconds spent lowering and compiling.
+
+    With the persistent compilation cache on (``flan_trainer.compile_cache``) a warm cache makes
+    ``compile_s`` the time to load the executable, not to build it.
+    """
     rng = jax.ShapeDtypeStruct((2,), np.uint32)
-    compiled = step_fn.lower(abstract_state, abstract_batch, rng).compile()
+    t0 = time.perf_counter()
+    lowered = step_fn.lower(abstract_state, abstract_batch, rng)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    return compiled, {"lower_s": t1 - t0, "compile_s": time.perf_counter() - t1}
+
+
+def compiled_memory(compiled: Any) -> dict[str, float] | None:
+    """Per-device bytes of a compiled step (arguments, outputs, temporaries), if XLA reports it."""
     analysis = compiled.memory_analysis()
     if analysis is None:
         return None
@@ -69,9 +83,12 @@ def describe_run(model, abstract_state, shardings, step_fn, mesh, mixture, task_
     for name, shape, dtype, spec in rows:
         print(f"  {name:<{width}}  {shape:<18} {dtype:<8} {spec}")
     print(f"=== parameters: {total:,} ({total * 4 / 2**20:.1f} MiB in float32) ===")
-    memory = compiled_memory(step_fn, abstract_state, _abstract_batch(model, task_feature_lengths, batch_size, mesh))
-    if memory:
-        print("=== compiled train step, per device ===")
-        for key, value in memory.items():
-            print(f"  {key:<32} {value / 2**20:10.1f} MiB")
-    return {"num_params": total, "memory": memory, "mesh": dict(mesh.shape), "mixture": mixture}
+    compiled, seconds = compile_step(step_fn, abstract_state,
+                                     _abstract_batch(model, task_feature_lengths, batch_size, mesh))
+    memory = compiled_memory(compiled)
+    print("=== compiled train step, per device ===")
+    for key, value in (memory or {}).items():
+        print(f"  {key:<32} {value / 2**20:10.1f} MiB")
+    print(f"  {'lower_seconds':<32} {seconds['lower_s']:10.2f} s")
+    print(f"  {'compile_seconds':<32} {seconds['compile_s']:10.2f} s")
+    return {"num_params": total, "memory": memory, "mesh": dict(mesh.shape), "mixture": mixture, **seconds}

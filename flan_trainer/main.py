@@ -6,7 +6,11 @@ Flags (T5X conventions):
   --gin_search_paths   comma-separated extra folders to look for gin files in
   --tfds_data_dir      where prepared TFDS datasets live (the flan suite)
   --dry_run            print the resolved config, parameter count, each parameter's sharding and the
-                       compiled step's memory footprint, then exit without training
+                       compiled step's memory footprint and compile seconds, then exit without training
+  --compilation_cache_dir=DIR
+                       persistent XLA compilation cache (default: gin compile_cache.enable.cache_dir,
+                       else $JAX_COMPILATION_CACHE_DIR, else ~/.cache/flan_jax/jax_compilation_cache);
+                       'none' turns it off. A re-run of the same config loads its train step from it.
 Multi-host: on TPU VMs jax finds its peers itself; elsewhere set JAX_COORDINATOR_ADDRESS,
 JAX_NUM_PROCESSES and JAX_PROCESS_ID (launch/local.py does this for local rehearsals).
 """
@@ -30,6 +34,7 @@ def _parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--gin_search_paths", default="", help="comma-separated folders")
     parser.add_argument("--tfds_data_dir", default=None)
     parser.add_argument("--dry_run", action="store_true")
+    parser.add_argument("--compilation_cache_dir", default=None)
     parser.add_argument("--log_level", default="INFO")
     return parser.parse_args(rest), bindings
 
@@ -64,12 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.gin_file:
         print("error: give at least one --gin_file (e.g. --gin_file=runs/quickstart.gin)", file=sys.stderr)
         return 2
-    from flan_trainer import gin_utils
+    from flan_trainer import compile_cache, gin_utils
     from flan_trainer.train import train
 
     gin_utils.parse_gin(args.gin_file, bindings, [p for p in args.gin_search_paths.split(",") if p])
+    cache = compile_cache.enable(args.compilation_cache_dir)  # before anything is compiled
     _maybe_initialize_distributed()
     result = train(dry_run=args.dry_run)
+    if cache is not None:
+        logging.getLogger("flan_trainer").info(cache.summary())
     if result is not None:
         logging.getLogger("flan_trainer").info(
             "finished at step %d (%s); started at %d (%s)", result.final_step, result.stopped_by,

@@ -293,6 +293,7 @@ def test_dry_run_prints_params_shardings_memory_and_writes_nothing(tmp_path, jax
     memory = dict(re.findall(r"^\s+(\w+_in_bytes)\s+([\d.]+) MiB$", out, re.M))
     assert "temp_size_in_bytes" in memory
     assert float(memory["argument_size_in_bytes"]) > 0
+    assert re.search(r"^\s+compile_seconds\s+\d+\.\d+ s$", out, re.M), out[-1500:]
     assert not model_dir.exists()  # no checkpoint, no config.gin, no event file
 
 

@@ -15,6 +15,9 @@ from collections.abc import Sequence
 
 import seqio
 
+# (name, data_dir) found prepared: a prepared dataset stays prepared, so it is not asked again.
+_PREPARED: set[tuple[str, str]] = set()
+
 
 @dataclasses.dataclass(frozen=True)
 class SourceStatus:
@@ -62,14 +65,20 @@ def source_status(name: str, tasks: Sequence[str], data_dir: str | None) -> Sour
     import tensorflow_datasets as tfds
 
     data_dir = str(data_dir or tfds.core.constants.DATA_DIR)
+    manual_dir = os.path.join(data_dir, "downloads", "manual")
+    if (name, data_dir) in _PREPARED:  # checked before in this process (the trainer checks twice)
+        return SourceStatus(name, tuple(tasks), data_dir, True, None, manual_dir)
     builder = tfds.builder(name, data_dir=data_dir)
+    prepared = bool(builder.is_prepared())
+    if prepared:
+        _PREPARED.add((name, data_dir))
     return SourceStatus(
         name=name,
         tasks=tuple(tasks),
         data_dir=data_dir,
-        prepared=bool(builder.is_prepared()),
+        prepared=prepared,
         manual_instructions=getattr(builder, "MANUAL_DOWNLOAD_INSTRUCTIONS", None) or None,
-        manual_dir=os.path.join(data_dir, "downloads", "manual"),
+        manual_dir=manual_dir,
     )
 
 
@@ -79,16 +88,16 @@ def mixture_status(mixture_or_task: str) -> list[SourceStatus]:
 
 
 def missing_sources_message(missing: Sequence[SourceStatus], mixture: str) -> str:
-    """One message naming every missing dataset and the command that prepares them."""
-    data_dir = missing[0].data_dir
+    """One message naming every missing dataset and the commands that prepare them."""
     names = ", ".join(s.name for s in missing)
+    bases = " ".join(dict.fromkeys(s.base_name for s in missing))
     manual = [s.name for s in missing if s.manual_instructions]
+    manual_note = f"; {', '.join(manual)} may need manual downloads in DIR/downloads/manual" if manual else ""
     return (
-        f"{len(missing)} TFDS dataset(s) read by {mixture!r} are not prepared in {data_dir}: {names}. "
-        f"Prepare them with `python -m flan_tasks --suite flan prepare --mixture {mixture} "
-        f"--data_dir={data_dir}` (or `tfds build NAME --data_dir=DIR` each"
-        f"{'; ' + ', '.join(manual) + ' need manual downloads in DIR/downloads/manual' if manual else ''}), "
-        "then pass --tfds_data_dir=DIR (seqio.set_tfds_data_dir_override)."
+        f"{len(missing)} TFDS dataset(s) read by {mixture!r} are not prepared in {missing[0].data_dir}: "
+        f"{names}. Prepare them with `python -m flan_tasks --suite flan prepare --mixture {mixture} "
+        f"--data_dir=DIR` (or `tfds build {bases} --data_dir=DIR`{manual_note}), then pass "
+        "--tfds_data_dir=DIR (seqio.set_tfds_data_dir_override)."
     )
 
 

@@ -1,8 +1,15 @@
 """Command line for inspecting suites: `python -m flan_tasks [--suite S] COMMAND ...`.
 
 Commands: clusters, datasets, mixtures, templates DATASET, render TASK -n N,
-manifest MIXTURE [--json]. `render` accepts few-shot task names (`..._16shot`) and registers
-that variant with the default budget first.
+manifest MIXTURE [--json], cache (build the offline seqio cache on Apache Beam; needs the Beam
+extra), prepare (list / build the TFDS datasets a mixture reads). `render` accepts few-shot task
+names (`..._16shot`) and registers that variant with the default budget first.
+
+  python -m flan_tasks --suite embedded cache --mixture embedded_held_out_nli_train \
+      --output_cache_dir=DIR [--vocabulary=byte|SPM_PATH] [--runner=DataflowRunner ...]
+  python -m flan_tasks --suite flan prepare --mixture flan_held_out_nli_train --data_dir=DIR [--check]
+
+Arguments `cache` does not know are Beam pipeline options (default --runner=DirectRunner).
 """
 
 from __future__ import annotations
@@ -81,6 +88,49 @@ def cmd_manifest(args, names) -> None:
     print(manifest_json(args.mixture) if args.json else manifest_table(args.mixture))
 
 
+def cmd_cache(args, names) -> None:
+    from flan_tasks import cache as cache_lib
+
+    try:
+        from flan_tasks import cache_beam
+    except ImportError as exc:
+        raise SystemExit(
+            f"error: the cache command needs Apache Beam ({exc}). Install the Beam extra with "
+            "`bash scripts/setup_env.sh --beam` and run it with .venv-beam/bin/python -m flan_tasks ..."
+        ) from None
+    config = cache_lib.SuiteConfig(args.suite, args.vocabulary, args.extra_ids, args.tfds_data_dir)
+    config.register()
+    tasks = cache_lib.training_tasks(args.mixture, args.task)
+    built, skipped = cache_beam.build_cache(
+        config, tasks, args.output_cache_dir, splits=args.splits.split(","),
+        pipeline_args=args.pipeline_args, overwrite=args.overwrite)
+    for name in skipped:
+        print(f"already cached (use --overwrite to rebuild): {name}")
+    for name in built:
+        print(f"cached: {name} -> {cache_lib.task_cache_dir(args.output_cache_dir, name)}")
+    print(f"read with: python -m flan_trainer ... --seqio_cache_dirs={args.output_cache_dir} "
+          "--gin.USE_CACHED_TASKS=True")
+
+
+def cmd_prepare(args, names) -> int:
+    import seqio
+
+    from flan_tasks import prepare
+
+    seqio.set_tfds_data_dir_override(args.data_dir)
+    statuses = prepare.mixture_status(args.mixture)
+    for status in statuses:
+        print(status.describe())
+    missing = [s for s in statuses if not s.prepared]
+    print(f"{len(statuses) - len(missing)} of {len(statuses)} TFDS datasets prepared in {args.data_dir}")
+    if args.check or not missing:
+        return 1 if missing else 0
+    results = prepare.prepare(missing)
+    for name, result in results.items():
+        print(f"{name}: {result}")
+    return 0 if all(r == "built" for r in results.values()) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the CLI."""
     parser = argparse.ArgumentParser(prog="python -m flan_tasks", description="Inspect FLAN task suites.")
@@ -100,15 +150,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mixture")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_manifest)
+    p = sub.add_parser("cache", allow_abbrev=False,
+                       help="build the offline seqio cache of training tasks on Apache Beam")
+    p.add_argument("--mixture", action="append", default=[], help="cache its training tasks (repeatable)")
+    p.add_argument("--task", action="append", default=[], help="a training task to cache (repeatable)")
+    p.add_argument("--output_cache_dir", required=True, help="local or gs:// folder")
+    p.add_argument("--vocabulary", default=None,
+                   help="'byte' or a SentencePiece model path; must be what training uses (default: the suite's)")
+    p.add_argument("--extra_ids", type=int, default=100, help="SentencePiece extra ids")
+    p.add_argument("--tfds_data_dir", default=None, help="where the flan suite's TFDS data is prepared")
+    p.add_argument("--splits", default="train", help="comma-separated seqio splits to cache")
+    p.add_argument("--overwrite", action="store_true", help="rebuild tasks that are already cached")
+    p.set_defaults(fn=cmd_cache)
+    p = sub.add_parser("prepare", help="list (and build) the TFDS datasets a mixture reads")
+    p.add_argument("--mixture", required=True)
+    p.add_argument("--data_dir", required=True, help="the TFDS data dir (the trainer's --tfds_data_dir)")
+    p.add_argument("--check", action="store_true", help="only report; exit status 1 if any is missing")
+    p.set_defaults(fn=cmd_prepare)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    names = _register(args.suite)
-    args.fn(args, names)
-    return 0
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "cache":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pipeline_args = extra
+    names = [] if args.command == "cache" else _register(args.suite)  # cache registers its own way
+    return args.fn(args, names) or 0
 
 
 if __name__ == "__main__":

@@ -261,7 +261,12 @@ def _register_train_task(suite: str, spec: DatasetSpec, gen, vocabulary, opts: R
             prep.cap_examples(opts.example_cap),
             prep.process_records(spec),
             prep.render_train(spec.templates, opts.template_seed, opts.include_options, opts.flan_wrapper),
-            *_tail(),
+            seqio.preprocessors.tokenize,
+            # Everything above is independent of sequence lengths and of the read order (the
+            # template is a content hash, rendering.template_index_tf), so it is what the offline
+            # cache stores (`python -m flan_tasks cache`); only the EOS/trim step runs at read time.
+            seqio.CacheDatasetPlaceholder(),
+            seqio.preprocessors.append_eos_after_trim,
         ],
         vocabulary,
     )

@@ -45,39 +45,55 @@ def _leaf_tasks(mixture_or_task_name: str) -> list[seqio.Task]:
 
 
 def check_cached(mixture_or_task_name: str) -> None:
-    """Fail clearly when USE_CACHED_TASKS is on but a task has no offline cache (a T5X trap)."""
+    """Fail clearly when USE_CACHED_TASKS is on but a task has no offline cache, or a stale one."""
     # Strict on purpose: seqio would silently fall back for tasks that cannot be cached, and fail
     # deep inside tf.data for cacheable ones; either way the user did not get what they asked for.
-    missing = [t.name for t in _leaf_tasks(mixture_or_task_name) if not t.cache_dir]
+    from flan_tasks import cache as cache_lib
+
+    tasks = _leaf_tasks(mixture_or_task_name)
+    missing = [t.name for t in tasks if not t.cache_dir]
     if missing:
         raise ValueError(
             f"use_cached_tasks=True but {len(missing)} task(s) have no offline cache in the seqio "
             f"cache dirs {seqio.utils.get_global_cache_dirs()}: {', '.join(missing[:10])}"
-            f"{' ...' if len(missing) > 10 else ''}. Either build the cache with seqio's "
-            "cache_tasks_main (and seqio.add_global_cache_dirs), or preprocess on the fly with "
+            f"{' ...' if len(missing) > 10 else ''}. Either build the cache (`python -m flan_tasks "
+            f"--suite SUITE cache --mixture {mixture_or_task_name} --output_cache_dir=DIR`, or seqio's "
+            "cache_tasks_main) and pass --seqio_cache_dirs=DIR, or preprocess on the fly with "
             "use_cached_tasks=False (gin: --gin.USE_CACHED_TASKS=False)."
+        )
+    stale = [reason for t in tasks if (reason := cache_lib.check_fingerprint(t))]
+    if stale:
+        raise ValueError(
+            f"the offline cache of {len(stale)} task(s) was built with other settings than this run "
+            f"registers: {'; '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}. Rebuild it with the "
+            "run's vocabulary (`python -m flan_tasks cache ... --vocabulary=... --overwrite`) or point "
+            "--seqio_cache_dirs at a matching cache."
         )
 
 
 def check_tfds_prepared(mixture_or_task_name: str) -> None:
-    """Fail clearly when a TFDS dataset a task reads has not been prepared on disk."""
-    for task in _leaf_tasks(mixture_or_task_name):
-        if not isinstance(task.source, seqio.TfdsDataSource):
-            continue
-        loader = task.source.tfds_dataset
+    """Fail clearly, naming every one, when TFDS datasets a mixture reads are not prepared on disk."""
+    from flan_tasks import prepare
+
+    missing = []
+    for name, (tasks, data_dir) in prepare.tfds_sources(mixture_or_task_name).items():
         try:
-            builder = loader.builder
-            prepared = builder.is_prepared()
-        except Exception as exc:  # Split-mapped loaders have no single builder; let tfds decide.
-            logger.debug("skipping TFDS check for %s: %s", task.name, exc)
+            status = prepare.source_status(name, tasks, data_dir)
+        except Exception as exc:  # noqa: BLE001 - e.g. no such builder: TFDS reports it when read
+            logger.debug("skipping TFDS check for %s: %s", name, exc)
             continue
-        if not prepared:
-            raise FileNotFoundError(
-                f"TFDS dataset {loader.name!r} (task {task.name!r}) is not prepared in "
-                f"{builder.data_dir}. Prepare it with `tfds build {loader.name.split(':')[0]} "
-                "--data_dir=DIR` (manual downloads go in DIR/downloads/manual), then pass "
-                "--tfds_data_dir=DIR (seqio.set_tfds_data_dir_override)."
-            )
+        if not status.prepared:
+            missing.append(status)
+    if missing:
+        raise FileNotFoundError(prepare.missing_sources_message(missing, mixture_or_task_name))
+
+
+def check_sources(mixture_or_task_name: str, use_cached_tasks: bool) -> None:
+    """Check every source a run reads (the cache, or the TFDS data) before anything else is built."""
+    if use_cached_tasks:
+        check_cached(mixture_or_task_name)  # a cached run reads no TFDS data
+    else:
+        check_tfds_prepared(mixture_or_task_name)
 
 
 def _converter(feature_converter: Any, pack: bool) -> seqio.FeatureConverter:
@@ -110,9 +126,7 @@ def get_host_dataset(
     num_epochs: int | None = None,
 ) -> tf.data.Dataset:
     """This host's batches of the converted features, repeated ``num_epochs`` (None = forever)."""
-    if use_cached_tasks:
-        check_cached(mixture_or_task_name)
-    check_tfds_prepared(mixture_or_task_name)
+    check_sources(mixture_or_task_name, use_cached_tasks)
     ds = seqio.get_dataset(
         mixture_or_task_name,
         task_feature_lengths=dict(task_feature_lengths),

@@ -5,6 +5,8 @@ Flags (T5X conventions):
   --gin.MACRO=VALUE    a gin binding, e.g. --gin.HELD_OUT_CLUSTER="'nli'" --gin.TRAIN_STEPS=2000
   --gin_search_paths   comma-separated extra folders to look for gin files in
   --tfds_data_dir      where prepared TFDS datasets live (the flan suite)
+  --seqio_cache_dirs   comma-separated offline caches (`python -m flan_tasks cache`); read them with
+                       --gin.USE_CACHED_TASKS=True
   --dry_run            print the resolved config, parameter count, each parameter's sharding and the
                        compiled step's memory footprint and compile seconds, then exit without training
   --compilation_cache_dir=DIR
@@ -33,6 +35,7 @@ def _parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--gin_file", action="append", default=[], help="gin file (repeatable)")
     parser.add_argument("--gin_search_paths", default="", help="comma-separated folders")
     parser.add_argument("--tfds_data_dir", default=None)
+    parser.add_argument("--seqio_cache_dirs", default="", help="comma-separated offline cache folders")
     parser.add_argument("--dry_run", action="store_true")
     parser.add_argument("--compilation_cache_dir", default=None)
     parser.add_argument("--log_level", default="INFO")
@@ -66,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         import seqio
 
         seqio.set_tfds_data_dir_override(args.tfds_data_dir)
+    if args.seqio_cache_dirs:
+        import seqio
+
+        seqio.add_global_cache_dirs([d for d in args.seqio_cache_dirs.split(",") if d])
     if not args.gin_file:
         print("error: give at least one --gin_file (e.g. --gin_file=runs/quickstart.gin)", file=sys.stderr)
         return 2

@@ -108,6 +108,8 @@ def train(
     vocabulary = vocabulary or tasks_setup.build_vocabulary()
     tasks_setup.register_suite(task_suite, vocabulary)
     mixture = tasks_setup.resolve_training_mixture(task_suite, mixture_or_task_name, held_out_cluster)
+    if not dry_run:  # every missing source in one message, before any model is built
+        input_pipeline.check_sources(mixture, use_cached_tasks)
     if model.config.vocab_size < vocabulary.vocab_size:
         raise ValueError(
             f"model vocab_size {model.config.vocab_size} is smaller than the task vocabulary's "

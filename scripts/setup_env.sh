@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the project's virtual environment in .venv with pinned dependencies.
-# Usage: bash scripts/setup_env.sh [--interop]   (--interop adds torch + transformers for parity tests)
+# Usage: bash scripts/setup_env.sh [--interop] [--beam]
+#   --interop adds torch + transformers for parity tests
+#   --beam    also creates .venv-beam, the Apache Beam extra for `python -m flan_tasks cache`: its own venv
+#             because apache-beam 2.77 needs numpy<2.5, protobuf<7, pillow<13, pyarrow<26 (see requirements-beam.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +21,14 @@ find_python() {
 }
 
 stamp=.venv/.installed-$(cat requirements.txt constraints-py312.txt requirements-interop.txt setup.py | sha1sum | cut -c1-12)
-want_interop=0; [[ "${1:-}" == "--interop" ]] && want_interop=1
+want_interop=0; want_beam=0
+for arg in "$@"; do
+  case "$arg" in
+    --interop) want_interop=1 ;;
+    --beam) want_beam=1 ;;
+    *) echo "error: unknown option $arg (use --interop and/or --beam)" >&2; exit 2 ;;
+  esac
+done
 
 if [[ ! -x .venv/bin/python ]]; then
   py=$(find_python)
@@ -37,3 +47,20 @@ if [[ ! -f "$stamp" || ( $want_interop == 1 && ! -f "$stamp.interop" ) ]]; then
   touch "$stamp"
 fi
 echo "[setup] .venv ready: $(.venv/bin/python --version)"
+
+if [[ $want_beam == 1 ]]; then
+  beam_stamp=.venv-beam/.installed-$(cat requirements-beam.txt constraints-beam-py312.txt setup.py | sha1sum | cut -c1-12)
+  if [[ ! -x .venv-beam/bin/python ]]; then
+    py=$(find_python)
+    echo "[setup] creating .venv-beam with $py"
+    "$py" -m venv .venv-beam
+  fi
+  if [[ ! -f "$beam_stamp" ]]; then
+    echo "[setup] installing the Beam extra into .venv-beam (first time: a few minutes)"
+    .venv-beam/bin/python -m pip install -q --upgrade pip
+    .venv-beam/bin/python -m pip install -q -c constraints-beam-py312.txt -r requirements-beam.txt
+    .venv-beam/bin/python -m pip install -q --no-deps -e .
+    touch "$beam_stamp"
+  fi
+  echo "[setup] .venv-beam ready: apache-beam $(.venv-beam/bin/python -c 'import apache_beam; print(apache_beam.__version__)')"
+fi

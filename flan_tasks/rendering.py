@@ -96,10 +96,14 @@ def content_key_tf(record: Mapping[str, tf.Tensor]) -> tf.Tensor:
 
 
 def template_index_tf(record: Mapping[str, tf.Tensor], num_templates: int, seed: int) -> tf.Tensor:
-    """Seeded template draw: a keyed hash of the record content, in [0, num_templates).
+    """THE template choice of a training example: a keyed hash of its content, in [0, num_templates).
 
-    The same record and seed always get the same template, wherever the record appears in the
-    stream, so a resumed run sees the same prompts.
+    This is the one definition every path uses (on-the-fly rendering, the offline cache built by
+    `python -m flan_tasks cache`, and any renderer that renders only the chosen template): a pure
+    function of the processed record (the processor's output, before rendering) and
+    `RegistrationOptions.template_seed`. It does not depend on the example's position in the
+    stream, the host, the shard or the read order, so a resumed run, a cached run and an uncached
+    run all give each example the same prompt. Returns an int64 scalar tensor.
     """
     return tf.strings.to_hash_bucket_strong(
         content_key_tf(record), num_buckets=num_templates, key=[int(seed), 0]

@@ -193,15 +193,20 @@ def mock_records(
 
 def _columns(records: list[dict], spec) -> dict | None:
     """The records as one array per feature (for from_tensor_slices), or None if ragged."""
+
+    def column(sub_spec, values):
+        if isinstance(sub_spec, dict):
+            return {k: column(v, [x[k] for x in values]) for k, v in sub_spec.items()}
+        array = np.array(values, dtype=object if sub_spec.dtype == tf.string else None)
+        if array.dtype == object and sub_spec.dtype != tf.string or array.shape[1:] != tuple(
+                d if d is not None else array.shape[1 + i] for i, d in enumerate(sub_spec.shape)):
+            raise ValueError("ragged")
+        return tf.constant(array.tolist() if array.dtype == object else array, dtype=sub_spec.dtype)
+
     try:
-        leaves = [tf.nest.flatten_up_to(spec, r) for r in records]
-        specs = tf.nest.flatten(spec)
-        cols = [tf.constant(np.array([leaf[i] for leaf in leaves]), dtype=s.dtype) for i, s in enumerate(specs)]
-    except (ValueError, TypeError):
+        return column(spec, records)
+    except (ValueError, TypeError, IndexError):
         return None
-    if any(not s.shape.is_compatible_with(c.shape[1:]) for s, c in zip(specs, cols, strict=True)):
-        return None
-    return tf.nest.pack_sequence_as(spec, cols)
 
 
 def _as_dataset(records: list[dict], spec) -> tf.data.Dataset:
@@ -254,8 +259,11 @@ def mock_flan_tfds(num_examples: int = 8, seed: int = 0, realistic_lengths: bool
 @contextlib.contextmanager
 def _patch_splits(splits_fn) -> Iterator[None]:
     original = tfds.core.DatasetInfo.splits
+    original_prepared = tfds.core.DatasetBuilder.is_prepared
     tfds.core.DatasetInfo.splits = property(splits_fn)
+    tfds.core.DatasetBuilder.is_prepared = lambda self: True  # the mock serves every split
     try:
         yield
     finally:
         tfds.core.DatasetInfo.splits = original
+        tfds.core.DatasetBuilder.is_prepared = original_prepared

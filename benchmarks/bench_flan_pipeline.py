@@ -1,9 +1,16 @@
-"""Throughput of the flan input pipeline: the all-clusters training mixture through templating,
-SentencePiece tokenisation and packing (inputs 1024 / targets 256), on offline mock TFDS data.
+"""Throughput and resume time of the flan training input pipeline (template + SentencePiece + pack
+1024/256), on offline mock TFDS data whose text lengths follow the real datasets' (see
+flan_tasks/flan/mock_data.FIELD_WORDS for the numbers and their sources).
 
-Mock records come from each builder's real feature spec but their texts are short (4-24 words),
-so the numbers measure pipeline overhead per example rather than real-document tokenisation.
-tf.data is limited to 1 and then 2 threads (private thread pool, intra-op parallelism 1).
+Every setting runs in its own process pinned to N cores (taskset) with tf.data and TF limited to N
+threads, through the trainer's own path (input_pipeline.get_host_dataset, flan_all_train, shuffled,
+packed, batched). Modes:
+
+  baseline    the previous rendering (every template rendered, one kept), same data, same run
+  onthefly    what the trainer runs now (only the chosen template rendered)
+  cache       from a seqio offline cache of the tasks (--cache_dir; use_cached_tasks=True)
+  resume      time from "build the pipeline and restore the saved iterator state" to the first
+              new batch, for a state saved at batch 0 and one saved after --resume_batches batches
 
     .venv/bin/python benchmarks/bench_flan_pipeline.py --spm /work/shared/vocab/t5_cc_all_32000.spiece.model
 """
@@ -15,103 +22,216 @@ import json
 import os
 import pathlib
 import platform
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-import seqio  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from results_io import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
-
-from flan_tasks.flan import register_flan_collection  # noqa: E402
-from flan_tasks.flan.mock_data import mock_flan_tfds  # noqa: E402
-
-DEFAULT_SPM = pathlib.Path(__file__).resolve().parents[2] / "shared" / "vocab" / "t5_cc_all_32000.spiece.model"
+DEFAULT_SPM = REPO.parent / "shared" / "vocab" / "t5_cc_all_32000.spiece.model"
 LENGTHS = {"inputs": 1024, "targets": 256}
 
 
-def build(mixture: str) -> tf.data.Dataset:
-    return seqio.get_dataset(
-        mixture,
-        task_feature_lengths=LENGTHS,
-        dataset_split="train",
-        shuffle=False,
-        num_epochs=None,
-        seed=0,
-        feature_converter=seqio.EncDecFeatureConverter(pack=True),
-    )
+# ----------------------------------------------------------------------------- worker side
 
 
-def limit_threads(ds: tf.data.Dataset, cores: int) -> tf.data.Dataset:
+def _limit_tf(cores: int) -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_inter_op_parallelism_threads(cores)
+    tf.config.threading.set_intra_op_parallelism_threads(cores)
+
+
+def _render_all_then_gather(templates, record, index, include_options=True):
+    """The rendering this benchmark's baseline measures: all templates, then keep one."""
+    import tensorflow as tf
+
+    from flan_tasks.rendering import render_tf
+
+    inputs = tf.stack([render_tf(t.inputs, record, include_options) for t in templates])
+    targets = tf.stack([render_tf(t.targets, record, include_options) for t in templates])
+    return tf.gather(inputs, index), tf.gather(targets, index)
+
+
+def _dataset(args, cores: int, use_cached: bool):
+    import seqio
+    import tensorflow as tf
+
+    from flan_trainer import input_pipeline
+
+    ds = input_pipeline.get_host_dataset(
+        args.mixture, LENGTHS, args.batch, seqio.EncDecFeatureConverter, seqio.ShardInfo(0, 1), seed=0,
+        shuffle=True, pack=True, use_cached_tasks=use_cached)
     options = tf.data.Options()
     options.threading.private_threadpool_size = cores
     options.threading.max_intra_op_parallelism = 1
     return ds.with_options(options)
 
 
-def measure(ds: tf.data.Dataset, rows: int, warmup: int) -> dict:
-    it = ds.as_numpy_iterator()
-    for _ in range(warmup):
+def _count(batch) -> tuple[int, int, int]:
+    import numpy as np
+
+    seg = batch["decoder_segment_ids"]
+    examples = int(sum(int(row.max()) for row in seg))
+    return examples, int(np.sum(batch["encoder_segment_ids"] > 0)), int(np.sum(batch["decoder_loss_weights"]))
+
+
+def _throughput(args, cores: int, mode: str) -> dict:
+    t0 = time.perf_counter()
+    it = iter(_dataset(args, cores, use_cached=mode == "cache"))
+    for _ in range(args.warmup):
         next(it)
-    examples = target_tokens = input_tokens = 0
+    build_s = time.perf_counter() - t0
+    examples = in_tok = tgt_tok = 0
     start = time.perf_counter()
-    for _ in range(rows):
-        row = next(it)
-        examples += int(row["decoder_segment_ids"].max())
-        target_tokens += int(np.sum(row["decoder_loss_weights"]))
-        input_tokens += int(np.sum(row["encoder_segment_ids"] > 0))
-    seconds = time.perf_counter() - start
-    return {
-        "packed_rows": rows,
-        "examples": examples,
-        "seconds": round(seconds, 3),
-        "examples_per_s": round(examples / seconds, 1),
-        "target_tokens_per_s": round(target_tokens / seconds, 1),
-        "input_tokens_per_s": round(input_tokens / seconds, 1),
-        "examples_per_packed_row": round(examples / rows, 2),
-    }
+    for _ in range(args.batches):
+        ex, i, t = _count({k: v.numpy() for k, v in next(it).items()})
+        examples, in_tok, tgt_tok = examples + ex, in_tok + i, tgt_tok + t
+    s = time.perf_counter() - start
+    rows = args.batches * args.batch
+    return {"mode": mode, "cores": cores, "rows": rows, "seconds": round(s, 2), "warmup_s": round(build_s, 1),
+            "examples_per_s": round(examples / s, 1), "tokens_per_s": round((in_tok + tgt_tok) / s),
+            "input_tokens_per_s": round(in_tok / s), "target_tokens_per_s": round(tgt_tok / s),
+            "examples_per_row": round(examples / rows, 2),
+            "fill": round((in_tok + tgt_tok) / (rows * sum(LENGTHS.values())), 3)}
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _resume(args, cores: int) -> dict:
+    from flan_trainer import data_checkpoint
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bench_resume_"))
+    fp = {"benchmark": "resume"}
+    out: dict = {"mode": "resume", "cores": cores}
+    try:
+        it = iter(_dataset(args, cores, use_cached=args.resume_from == "cache"))
+        for at in (0, args.resume_batches):
+            t0 = time.perf_counter()
+            while out.get("consumed", 0) < at:
+                next(it)
+                out["consumed"] = out.get("consumed", 0) + 1
+            if at:
+                out["consume_s"] = round(time.perf_counter() - t0, 1)  # what a replay would redo
+            t0 = time.perf_counter()
+            assert data_checkpoint.save_iterator(it, work / f"at_{at}", 0, fp)
+            out[f"save_s_at_{at}"] = round(time.perf_counter() - t0, 2)
+            out[f"state_mb_at_{at}"] = round(data_checkpoint.read_fingerprint(work / f"at_{at}", 0)["bytes"] / 1e6, 1)
+            want = {k: v.numpy() for k, v in next(it).items()}
+            out["consumed"] = out.get("consumed", 0) + 1
+            t0 = time.perf_counter()
+            fresh = iter(_dataset(args, cores, use_cached=args.resume_from == "cache"))
+            why = data_checkpoint.restore_iterator(fresh, work / f"at_{at}", 0, fp)
+            got = {k: v.numpy() for k, v in next(fresh).items()}
+            out[f"resume_s_at_{at}"] = round(time.perf_counter() - t0, 2)
+            out[f"exact_at_{at}"] = why is None and all((want[k] == got[k]).all() for k in want)
+        out["resume_ratio"] = round(out[f"resume_s_at_{args.resume_batches}"] / out["resume_s_at_0"], 2)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def worker(args) -> dict:
+    args.cores = int(args.cores)
+    _limit_tf(args.cores)
+    import seqio
+
+    from flan_tasks import preprocessors
+    from flan_tasks.flan import register_flan_collection
+    from flan_tasks.flan.mock_data import mock_flan_tfds
+
+    if args.mode == "baseline":
+        preprocessors.render_choice_tf = _render_all_then_gather
+    if args.cache_dir:
+        seqio.add_global_cache_dirs([args.cache_dir])
+    register_flan_collection(vocabulary=seqio.SentencePieceVocabulary(args.spm, extra_ids=100))
+    with mock_flan_tfds(num_examples=args.mock_examples, realistic_lengths=True):
+        return _resume(args, args.cores) if args.mode == "resume" else _throughput(args, args.cores, args.mode)
+
+
+# ----------------------------------------------------------------------------- driver side
+
+
+def _run_worker(args, mode: str, cores: int) -> dict:
+    cpus = ",".join(str(c) for c in range(cores))
+    cmd = ["taskset", "-c", cpus, sys.executable, __file__, "--worker", "--mode", mode, "--cores", str(cores),
+           *args.passthrough]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"{mode}/{cores} cores failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
+    res = json.loads(lines[-1])
+    print(json.dumps(res), flush=True)
+    return res
+
+
+def _table(results: list[dict]) -> str:
+    head = f"{'mode':>9} {'cores':>5} {'examples/s':>11} {'tokens/s':>9} {'ex/row':>6} {'fill':>5}"
+    rows = [head] + [
+        f"{r['mode']:>9} {r['cores']:>5} {r['examples_per_s']:>11} {r['tokens_per_s']:>9} "
+        f"{r['examples_per_row']:>6} {r['fill']:>5}" for r in results if "examples_per_s" in r]
+    return "\n".join(rows)
+
+
+def _ratios(results: list[dict]) -> dict:
+    by = {(r["mode"], r["cores"]): r for r in results if "examples_per_s" in r}
+    out = {}
+    for mode in ("onthefly", "cache", "baseline"):
+        if (mode, 1) in by and (mode, 2) in by:
+            out[f"{mode}_2_over_1_cores"] = round(by[mode, 2]["tokens_per_s"] / by[mode, 1]["tokens_per_s"], 2)
+    for cores in (1, 2):
+        if ("onthefly", cores) in by and ("baseline", cores) in by:
+            out[f"onthefly_over_baseline_examples_{cores}core"] = round(
+                by["onthefly", cores]["examples_per_s"] / by["baseline", cores]["examples_per_s"], 2)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spm", default=str(DEFAULT_SPM), help="T5 SentencePiece model path")
     parser.add_argument("--mixture", default="flan_all_train")
-    parser.add_argument("--rows", type=int, default=200, help="packed rows timed per setting")
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--mock-examples", type=int, default=64, help="mock records per dataset and split")
+    parser.add_argument("--batch", type=int, default=8, help="packed rows per batch (one host)")
+    parser.add_argument("--batches", type=int, default=40, help="batches timed per setting")
+    parser.add_argument("--warmup", type=int, default=5, help="batches read before timing (fills buffers)")
+    parser.add_argument("--mock_examples", type=int, default=64, help="mock records per dataset and split")
+    parser.add_argument("--modes", default="baseline,onthefly,resume", help="comma list; add 'cache' with --cache_dir")
     parser.add_argument("--cores", default="1,2")
+    parser.add_argument("--cache_dir", default="", help="seqio cache dir holding the flan tasks (cache mode)")
+    parser.add_argument("--resume_batches", type=int, default=10_000)
+    parser.add_argument("--resume_batch", type=int, default=1, help="host batch of the resume measurement")
+    parser.add_argument("--resume_from", default="onthefly", choices=("onthefly", "cache"))
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="onthefly", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "flan_pipeline.json"))
     args = parser.parse_args(argv)
-
-    t0 = time.perf_counter()
-    register_flan_collection(vocabulary=seqio.SentencePieceVocabulary(args.spm))
-    register_s = time.perf_counter() - t0
+    if args.worker:
+        if args.mode == "resume":
+            args.batch = args.resume_batch
+        print(json.dumps(worker(args)), flush=True)
+        return None
+    args.passthrough = [f"--{k}={getattr(args, k)}" for k in (
+        "spm", "mixture", "batch", "batches", "warmup", "mock_examples", "cache_dir", "resume_batches",
+        "resume_batch", "resume_from")]
+    cores = [int(c) for c in args.cores.split(",")]
     results = []
-    with mock_flan_tfds(num_examples=args.mock_examples):
-        for cores in [int(c) for c in args.cores.split(",")]:
-            t0 = time.perf_counter()
-            ds = limit_threads(build(args.mixture), cores)
-            build_s = time.perf_counter() - t0
-            res = {"cores": cores, "build_s": round(build_s, 2), **measure(ds, args.rows, args.warmup)}
-            results.append(res)
-            print(json.dumps(res), flush=True)
+    for mode in args.modes.split(","):
+        for n in ([1] if mode == "resume" else cores):
+            results.append(_run_worker(args, mode, n))
+    from results_io import write_results  # benchmarks/ is on sys.path when run as a script
 
     report = {
-        "benchmark": "flan input pipeline (template + tokenize + pack 1024/256), mock TFDS data",
-        "mixture": args.mixture,
-        "spm": args.spm,
-        "register_s": round(register_s, 2),
-        "machine": {"python": platform.python_version(), "tf": tf.__version__, "cpus": os.cpu_count()},
-        "results": results,
+        "benchmark": "flan input pipeline: template + tokenize + pack 1024/256, mock TFDS data with real "
+                     "length distributions (flan_tasks/flan/mock_data.FIELD_WORDS)",
+        "mixture": args.mixture, "spm": args.spm, "batch_rows": args.batch,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "load_avg_at_end": os.getloadavg()},
+        "results": results, "ratios": _ratios(results),
     }
-    header = f"{'cores':>5} {'examples/s':>11} {'target tok/s':>13} {'input tok/s':>12} {'ex/row':>7} {'build s':>8}"
-    print(header)
-    for r in results:
-        print(f"{r['cores']:>5} {r['examples_per_s']:>11} {r['target_tokens_per_s']:>13} "
-              f"{r['input_tokens_per_s']:>12} {r['examples_per_packed_row']:>7} {r['build_s']:>8}")
+    print(_table(results))
+    print(json.dumps(report["ratios"]))
     write_results(report, args.out)
     return report
 

@@ -2,7 +2,8 @@
 
 Layout: ``MODEL_DIR/checkpoint_<step>/state`` (the train state, an Orbax PyTree item) and
 ``MODEL_DIR/checkpoint_<step>/data_state`` (a small JSON item: steps and examples consumed, seed,
-mixture name). Orbax writes each step into a temporary directory and renames it only when every
+mixture name), plus ``checkpoint_<step>/data/host_<i>.*``: each host's input iterator state
+(flan_trainer/data_checkpoint.py), written after the step directory is complete. Orbax writes each step into a temporary directory and renames it only when every
 item is complete, so a save that dies half way never replaces or damages the last good checkpoint.
 
 Every restore first compares the checkpoint's metadata with the target (paths, shapes, dtypes) and
@@ -294,11 +295,14 @@ class CheckpointManager:
         return step % self.period == 0
 
     def save(
-        self, step: int, state: PyTree, data_state: Mapping[str, Any] | None = None, force: bool = False
+        self, step: int, state: PyTree, data_state: Mapping[str, Any] | None = None, force: bool = False,
+        data_iterator: Any = None,
     ) -> bool:
         """Save if ``step`` is on the period (or ``force``); returns whether a checkpoint was written.
 
-        A step that already has a checkpoint is left untouched (returns False).
+        A step that already has a checkpoint is left untouched (returns False). ``data_iterator``
+        (e.g. input_pipeline.TrainIterator) has ``save_state(step_dir)``: every host writes its
+        input pipeline state into the finished step directory (flan_trainer/data_checkpoint.py).
         """
         step = int(step)
         if not force and not self.should_save(step):
@@ -310,6 +314,8 @@ class CheckpointManager:
         items[DATA_ITEM] = ocp.args.JsonSave(dict(data_state or {}))
         saved = self._manager.save(step, args=ocp.args.Composite(**items), force=True)
         self._manager.wait_until_finished()
+        if saved and data_iterator is not None:
+            data_iterator.save_state(step_dir(self.model_dir, step))
         return bool(saved)
 
     def restore(self, step: int | None, abstract_state: PyTree) -> tuple[PyTree, dict[str, Any] | None]:

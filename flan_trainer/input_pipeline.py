@@ -1,9 +1,14 @@
-"""seqio input pipelines: one data shard per host, global jax.Arrays, exact resume.
+"""seqio input pipelines: one data shard per host, global jax.Arrays, exact O(1) resume.
 
 Each host reads the shard of the data selected by its devices' position on the mesh's batch axes
 ('replica' and 'data'); hosts that differ only along 'model' read the same shard and build the same
 rows, as T5X does. A host's batch is ``global_batch / num_shards`` rows, and the per-host numpy
 batches are assembled into one global ``jax.Array`` sharded ``P('data')`` over the mesh.
+
+Resume: each checkpoint carries, per host, the tf.data iterator state of that host's pipeline
+(``TrainIterator.save_state``, layout in flan_trainer/data_checkpoint.py); a resumed run builds the
+same pipeline and restores that state, so its first batch is the one the interrupted run would
+have read next, whatever the step. Checkpoints without it resume by replaying the batches.
 """
 
 from __future__ import annotations
@@ -14,12 +19,11 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
-import numpy as np
 import seqio
 import tensorflow as tf
 from jax.sharding import Mesh
 
-from flan_trainer import partitioning
+from flan_trainer import data_checkpoint, partitioning
 
 logger = logging.getLogger(__name__)
 
@@ -140,10 +144,10 @@ def get_host_dataset(
         verbose=False,
     )
     ds = ds.batch(host_batch_size, drop_remainder=num_epochs is None)
-    # Resume by replay: the pipeline is deterministic given the seed, so dropping the first
-    # start_step batches gives exactly the batches an uninterrupted run would see next. The cost is
-    # re-running preprocessing/packing for the skipped batches (cheap next to a train step, but
-    # linear in start_step).
+    # Resume by replay (the fallback when a checkpoint has no usable iterator state, see
+    # get_train_iterator): the pipeline is deterministic given the seed, so dropping the first
+    # start_step batches gives exactly the batches an uninterrupted run would see next, at the
+    # cost of re-running preprocessing and packing for every skipped batch.
     if start_step:
         ds = ds.skip(start_step)
     options = tf.data.Options()
@@ -152,20 +156,23 @@ def get_host_dataset(
 
 
 class TrainIterator(Iterator[dict[str, jax.Array]]):
-    """Infinite iterator of global batches; knows its position for checkpointing."""
+    """Infinite iterator of global batches; knows its position and saves its state for checkpoints."""
 
     def __init__(
-        self, host_iter: Iterator[dict[str, np.ndarray]], mesh: Mesh, global_batch_size: int,
+        self, host_iter: tf.data.Iterator, mesh: Mesh, global_batch_size: int,
         seed: int, mixture: str, shard_info: seqio.ShardInfo, start_step: int,
+        fingerprint: Mapping[str, Any] | None = None,
     ) -> None:
         self._host_iter = host_iter
         self.sharding = batch_sharding(mesh)
         self.global_batch_size = global_batch_size
         self.seed, self.mixture, self.shard_info = seed, mixture, shard_info
         self.step = start_step  # batches consumed so far (including skipped ones)
+        self.fingerprint = dict(fingerprint or {})
+        self.resumed_by = "start"  # 'start' | 'iterator state' | 'replay'
 
     def __next__(self) -> dict[str, jax.Array]:
-        local = next(self._host_iter)
+        local = {k: v.numpy() for k, v in next(self._host_iter).items()}
         self.step += 1
         return {
             k: jax.make_array_from_process_local_data(
@@ -182,6 +189,19 @@ class TrainIterator(Iterator[dict[str, jax.Array]]):
             "mixture": self.mixture,
         }
 
+    def save_state(self, ckpt_dir: Any) -> bool:
+        """Write this host's iterator state into a checkpoint_<step> dir (data_checkpoint layout)."""
+        fingerprint = {**self.fingerprint, "steps": self.step}
+        return data_checkpoint.save_iterator(self._host_iter, ckpt_dir, jax.process_index(), fingerprint)
+
+
+def _fingerprint(mixture: str, lengths: Mapping[str, int], host_batch_size: int, seed: int,
+                 shard_info: seqio.ShardInfo, shuffle: bool, pack: bool, use_cached_tasks: bool) -> dict[str, Any]:
+    """What a saved iterator state depends on: restoring it into another pipeline is refused."""
+    return {"mixture": mixture, "task_feature_lengths": dict(sorted(lengths.items())),
+            "host_batch_size": host_batch_size, "seed": seed, "shard": [shard_info.index, shard_info.num_shards],
+            "shuffle": shuffle, "pack": pack, "use_cached_tasks": use_cached_tasks}
+
 
 def get_train_iterator(
     mixture_or_task_name: str,
@@ -194,11 +214,15 @@ def get_train_iterator(
     pack: bool = True,
     use_cached_tasks: bool = False,
     start_step: int = 0,
+    resume_dir: Any = None,
 ) -> TrainIterator:
     """Global training batches for ``mesh``, forever; resuming at ``start_step`` is exact.
 
     ``batch_size`` is global (in sequences). ``seed=None`` picks a time-based seed (T5X's
-    RANDOM_SEED=None) which is kept in ``data_state()`` so a resume can reuse it.
+    RANDOM_SEED=None) which is kept in ``data_state()`` so a resume can reuse it. With
+    ``resume_dir`` (the checkpoint_<step> directory being resumed) the host restores the iterator
+    state saved there (O(1) in ``start_step``); without one, or when that state is missing or was
+    saved by another pipeline, it replays ``start_step`` batches (logged).
     """
     if seed is None:
         if start_step:
@@ -212,13 +236,35 @@ def get_train_iterator(
             f"(mesh {dict(mesh.shape)}); choose a multiple of {data_size}"
         )
     shard_info = host_shard_info(mesh)
-    ds = get_host_dataset(
-        mixture_or_task_name, task_feature_lengths, batch_size // shard_info.num_shards,
-        feature_converter, shard_info, seed, shuffle=shuffle, pack=pack,
-        use_cached_tasks=use_cached_tasks, start_step=start_step,
-    )
-    return TrainIterator(ds.as_numpy_iterator(), mesh, batch_size, seed, mixture_or_task_name,
-                         shard_info, start_step)
+    host_batch = batch_size // shard_info.num_shards
+    fingerprint = _fingerprint(mixture_or_task_name, task_feature_lengths, host_batch, seed, shard_info,
+                               shuffle, pack, use_cached_tasks)
+
+    def build(skip: int) -> tf.data.Iterator:
+        return iter(get_host_dataset(
+            mixture_or_task_name, task_feature_lengths, host_batch, feature_converter, shard_info, seed,
+            shuffle=shuffle, pack=pack, use_cached_tasks=use_cached_tasks, start_step=skip))
+
+    resumed_by = "start"
+    host_iter = None
+    if start_step and resume_dir is not None:
+        host_iter = build(0)
+        why = data_checkpoint.restore_iterator(
+            host_iter, resume_dir, jax.process_index(), {**fingerprint, "steps": start_step})
+        if why is None:
+            resumed_by = "iterator state"
+            logger.info("input pipeline restored from its saved state at batch %d", start_step)
+        else:
+            host_iter = None
+            logger.warning("%s; replaying %d batches to resume the input pipeline", why, start_step)
+    if host_iter is None:
+        host_iter = build(start_step)
+        resumed_by = "replay" if start_step else "start"
+        if start_step and resume_dir is None:
+            logger.info("input pipeline resumes by replaying %d batches", start_step)
+    it = TrainIterator(host_iter, mesh, batch_size, seed, mixture_or_task_name, shard_info, start_step, fingerprint)
+    it.resumed_by = resumed_by
+    return it
 
 
 def get_eval_dataset(

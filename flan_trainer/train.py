@@ -150,9 +150,13 @@ def train(
                     "TRAIN_STEPS to continue, or use a new MODEL_DIR to start over.", model_dir, start_step, train_steps)
         return TrainResult(start_step, start_step, {}, source, "completed", {})
     data_step = int(data_state["steps"]) if data_state else 0
+    # data_state comes only with a resume from MODEL_DIR's latest checkpoint, which then holds
+    # each host's input iterator state (or not: older checkpoints resume by replay).
+    resume_dir = checkpoints.step_dir(model_dir, start_step) if data_state else None
     train_iter = input_pipeline.get_train_iterator(
         mixture, task_feature_lengths, batch_size, model.feature_converter_cls, mesh, seed,
-        shuffle=True, pack=pack, use_cached_tasks=use_cached_tasks, start_step=data_step)
+        shuffle=True, pack=pack, use_cached_tasks=use_cached_tasks, start_step=data_step,
+        resume_dir=resume_dir)
     ckpt = checkpoints.CheckpointManager(model_dir, keep=keep_checkpoints, period=checkpoint_period)
     flops_per_step = flops.train_flops_per_step(
         model.config, batch_size, lengths.get("encoder_input_tokens", 0), lengths["decoder_target_tokens"])
@@ -231,7 +235,8 @@ def _loop(state, step_fn, train_iter, ckpt, reporter, watcher, ctx, start_step, 
         losses[step] = loss
         reporter.add(step, metrics, target_slots=batch["decoder_target_tokens"].size)
         preempted = watcher.should_stop(step)
-        if ckpt.save(step, state, train_iter.data_state(), force=preempted or step == train_steps):
+        if ckpt.save(step, state, train_iter.data_state(), force=preempted or step == train_steps,
+                     data_iterator=train_iter):
             last_good = step
         if eval_hooks and (step % eval_period == 0 or step == train_steps):
             _run_hooks(eval_hooks, ctx, step, state.params, final=step == train_steps)

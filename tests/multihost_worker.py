@@ -8,8 +8,9 @@ Each process has 2 CPU devices (4 in ``single``); the mesh is (data=2, model=2) 
 gradient reduction crosses processes. The worker trains the real T5.1.1 encoder-decoder
 (``EncoderDecoderModel``, tiny fp32 config) with the trainer's Adafactor and ``make_train_step`` on
 the embedded ``held_out_nli`` mixture through ``input_pipeline.get_train_iterator`` (packed,
-shuffled), saves an Orbax checkpoint with the data position into a shared MODEL_DIR, restores it onto
-the same shardings, resumes the iterator and takes one more step from the restored state. The
+shuffled), saves an Orbax checkpoint with the data position (and each host its iterator state) into a
+shared MODEL_DIR, restores it onto the same shardings, restores the iterator state and takes one more
+step from the restored state. The
 ``single`` run reads both data shards itself and assembles the same global batches, as a reference.
 It writes what it saw as JSON.
 """
@@ -130,8 +131,8 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     assert jax.device_count() == 4 and jax.local_device_count() == 2
     t0 = time.perf_counter()
     model, optimizer, rules, mesh, state, shardings, step_fn = _setup()
-    make = lambda start=0: input_pipeline.get_train_iterator(  # noqa: E731
-        MIXTURE, LENGTHS, BATCH, model.feature_converter_cls, mesh, SEED, start_step=start)
+    make = lambda start=0, resume_dir=None: input_pipeline.get_train_iterator(  # noqa: E731
+        MIXTURE, LENGTHS, BATCH, model.feature_converter_cls, mesh, SEED, start_step=start, resume_dir=resume_dir)
     it = make()
     batches = [next(it) for _ in range(STEPS)]
     local = [_local_rows(b) for b in batches]
@@ -145,16 +146,16 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     state, losses, grad_norms = _train(step_fn, state, batches)
     t_train = time.perf_counter()
     position = it.data_state()
-    next_local = _local_rows(batch_next := next(it))
-
     with checkpoints.CheckpointManager(model_dir, keep=2, period=1) as mgr:
-        assert mgr.save(STEPS, state, position)
+        # Every host saves its own input iterator state beside the shared train state.
+        assert mgr.save(STEPS, state, position, data_iterator=it)
+    next_local = _local_rows(batch_next := next(it))
     target = checkpoints.abstract_like(state)
     with checkpoints.CheckpointManager(model_dir, keep=2, period=1) as mgr:
         restored, data_state = mgr.restore(None, target)
     restored_equal, restored_step = _leaves_equal(restored, state), int(jax.device_get(restored.step))
     trained_digest = _global_digest(state, mesh)
-    resumed = make(start=data_state["steps"])
+    resumed = make(start=data_state["steps"], resume_dir=checkpoints.step_dir(model_dir, STEPS))
     resumed_batch = next(resumed)
     resumed_local = _local_rows(resumed_batch)
     # One more step, uninterrupted and from the restored state with the resumed batch.
@@ -191,6 +192,7 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
         "restored_equal": restored_equal,
         "restored_step": restored_step,
         "data_state": data_state,
+        "resumed_by": resumed.resumed_by,
         "resumed_batch_equal": next_local.keys() == resumed_local.keys()
         and all(np.array_equal(next_local[k], resumed_local[k]) for k in next_local),
         "continued_loss": cont_loss[0],

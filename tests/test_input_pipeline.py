@@ -59,23 +59,41 @@ def _batches(it, n):
     return [{k: np.asarray(v) for k, v in next(it).items()} for _ in range(n)]
 
 
-def test_global_batches_and_exact_resume(mixture):
+def _assert_same(expected, got):
+    for a, b in zip(expected, got, strict=True):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_global_batches_and_exact_resume(mixture, tmp_path, caplog):
     mesh = _mesh(4, 2)
     make = functools.partial(
         ip.get_train_iterator, mixture, LENGTHS, 8, seqio.EncDecFeatureConverter, mesh, seed=17)
-    full = _batches(make(), 7)
+    full_it = make()
+    full = _batches(full_it, 4)
+    # The iterator state after 4 batches, as a checkpoint saves it beside the train state.
+    assert full_it.save_state(tmp_path / "checkpoint_4")
+    assert sorted(p.name for p in (tmp_path / "checkpoint_4" / "data").iterdir())[-1] == "host_0.json"
+    full += _batches(full_it, 3)
     first = full[0]
     assert set(first) >= {"encoder_input_tokens", "decoder_target_tokens", "encoder_segment_ids"}
     assert first["encoder_input_tokens"].shape == (8, 24)
     arr = next(make())["encoder_input_tokens"]
     assert arr.sharding.spec == jax.sharding.PartitionSpec("data")
     assert arr.shape == (8, 24)
-    resumed_it = make(start_step=4)
-    resumed = _batches(resumed_it, 3)
-    for a, b in zip(full[4:], resumed, strict=True):
-        for k in a:
-            np.testing.assert_array_equal(a[k], b[k])
-    assert resumed_it.data_state() == {"steps": 7, "examples": 56, "seed": 17, "mixture": mixture}
+    # O(1) resume from the saved state, and the replay fallback (no state in the dir, or a state
+    # saved by another pipeline): all three give the batches the uninterrupted run saw next.
+    restored = make(start_step=4, resume_dir=tmp_path / "checkpoint_4")
+    replayed = make(start_step=4, resume_dir=tmp_path / "elsewhere")
+    with caplog.at_level("WARNING"):
+        changed = make(start_step=4, resume_dir=tmp_path / "checkpoint_4", shuffle=False)
+    assert "input pipeline changed since the checkpoint (shuffle: saved True, now False)" in caplog.text
+    assert "replaying 4 batches" in caplog.text
+    assert (restored.resumed_by, replayed.resumed_by) == ("iterator state", "replay")
+    for it in (restored, replayed):
+        _assert_same(full[4:], _batches(it, 3))
+        assert it.data_state() == {"steps": 7, "examples": 56, "seed": 17, "mixture": mixture}
+    assert changed.resumed_by == "replay"
     # Another seed gives another order (the test can tell batches apart).
     other = _batches(make(seed=18), 2)
     assert any(not np.array_equal(a["encoder_input_tokens"], b["encoder_input_tokens"])

@@ -96,11 +96,12 @@ def test_two_processes_train_real_model_checkpoint_and_restore(tmp_path):
     # the restored state equals the uninterrupted one.
     assert (model_dir / "checkpoint_3" / "state").is_dir()
     assert (model_dir / "checkpoint_3" / "data_state").is_dir()
+    assert {p.name for p in (model_dir / "checkpoint_3" / "data").glob("*.json")} == {"host_0.json", "host_1.json"}
     for o in (p0, p1):
         assert o["restored_equal"] and o["restored_step"] == 3
         assert o["data_state"] == {"steps": 3, "examples": 24, "seed": 7,
                                    "mixture": "embedded_held_out_nli_train"}
-        assert o["resumed_batch_equal"]
+        assert o["resumed_by"] == "iterator state" and o["resumed_batch_equal"]
         assert o["resumed_loss"] == o["continued_loss"] and o["continued_equals_resumed"]
     assert p0["continued_loss"] == p1["continued_loss"]
 

@@ -22,6 +22,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from flan_trainer import layer_stacking
+
 logger = logging.getLogger(__name__)
 
 STEP_PREFIX = "checkpoint"
@@ -180,10 +182,33 @@ def read_data_state(ckpt_dir: epath.PathLike) -> dict[str, Any] | None:
     return dict(got[DATA_ITEM])
 
 
+def _read_other_layout(ckpt_dir: epath.Path, meta: PyTree, target: PyTree, key: str | None) -> PyTree:
+    """Reads a tree saved with the other layer layout (scanned vs per-layer), converted to ``target``'s.
+
+    The arrays come to the host in the checkpoint's layout, are converted by ``layer_stacking``
+    and are then placed on ``target``'s shardings.
+    """
+    on_disk = layer_stacking.to_layout(target, scanned=layer_stacking.is_stacked(meta))
+    check_compatible(meta, on_disk, where=str(ckpt_dir), prefix=f"{key}/" if key else "")
+    item = {key: on_disk} if key else on_disk
+    restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+    args = ocp.args.PyTreeRestore(item, restore_args=restore_args, partial_restore=key is not None)
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
+        host = ckptr.restore(ckpt_dir, args=ocp.args.Composite(**{STATE_ITEM: args}))[STATE_ITEM]
+    converted = layer_stacking.to_layout(host[key] if key else host, scanned=layer_stacking.is_stacked(target))
+    return jax.tree.map(lambda x, t: jax.device_put(x, getattr(t, "sharding", None)), converted, target)
+
+
 def restore_state(ckpt_dir: epath.PathLike, abstract_state: PyTree) -> PyTree:
-    """Restore a full train state onto the shardings of ``abstract_state`` (any mesh)."""
+    """Restore a full train state onto the shardings of ``abstract_state`` (any mesh).
+
+    A checkpoint written with the other ``scan_layers`` layout is converted (layer_stacking).
+    """
     ckpt_dir = epath.Path(ckpt_dir)
-    check_compatible(_state_metadata(ckpt_dir), abstract_state, where=str(ckpt_dir))
+    meta = _state_metadata(ckpt_dir)
+    if layer_stacking.layouts_differ(meta, abstract_state):
+        return _read_other_layout(ckpt_dir, meta, abstract_state, None)
+    check_compatible(meta, abstract_state, where=str(ckpt_dir))
     return _read(ckpt_dir, abstract_state, partial=False)
 
 
@@ -206,9 +231,13 @@ def restore_params_only(ckpt_path: epath.PathLike, abstract_params: PyTree) -> P
     meta = _state_metadata(ckpt_dir)
     found = _params_of(meta)
     if found is None:  # A params-only checkpoint: the tree itself is the parameters.
+        if layer_stacking.layouts_differ(meta, abstract_params):
+            return _read_other_layout(ckpt_dir, meta, abstract_params, None)
         check_compatible(meta, abstract_params, where=str(ckpt_dir))
         return _read(ckpt_dir, abstract_params, partial=False)
     key, meta_params = found
+    if layer_stacking.layouts_differ(meta_params, abstract_params):
+        return _read_other_layout(ckpt_dir, meta_params, abstract_params, key)
     check_compatible(meta_params, abstract_params, where=str(ckpt_dir), prefix=f"{key}/")
     return _read(ckpt_dir, {key: abstract_params}, partial=True)[key]
 

@@ -121,22 +121,33 @@ def temperature_sample(
     return _sampling_loop(select, tokens_to_logits, initial_logits, cache, max_decode_length, rng, eos_id)
 
 
-def _gather_beams(tree: Any, parents: jax.Array, batch: int, beams: int) -> Any:
-    """Reorders every ``[batch*beams, ...]`` leaf by ``parents [batch, beams]`` (scalars kept)."""
+def _axes_like(tree: Any, batch_axes: Any) -> Any:
+    """Per-leaf batch axes: ``None`` means 0 everywhere, else a tree of ints shaped like ``tree``."""
+    return jax.tree.map(lambda _: 0, tree) if batch_axes is None else batch_axes
 
-    def gather(x):
+
+def _gather_beams(tree: Any, parents: jax.Array, batch: int, beams: int, batch_axes: Any = None) -> Any:
+    """Reorders every leaf's ``batch*beams`` axis by ``parents [batch, beams]`` (scalars kept)."""
+
+    def gather(x, axis):
         if x.ndim == 0:
             return x
-        grouped = x.reshape(batch, beams, *x.shape[1:])
-        idx = parents.reshape(batch, beams, *([1] * (x.ndim - 1)))
-        return jnp.take_along_axis(grouped, idx, axis=1).reshape(x.shape)
+        grouped = x.reshape(*x.shape[:axis], batch, beams, *x.shape[axis + 1 :])
+        idx = parents.reshape(*([1] * axis), batch, beams, *([1] * (x.ndim - axis - 1)))
+        return jnp.take_along_axis(grouped, idx, axis=axis + 1).reshape(x.shape)
 
-    return jax.tree_util.tree_map(gather, tree)
+    return jax.tree.map(gather, tree, _axes_like(tree, batch_axes))
 
 
-def expand_to_beams(tree: Any, beams: int) -> Any:
-    """Repeats every leaf with a batch axis ``beams`` times: ``[b, ...] -> [b*beams, ...]``."""
-    return jax.tree_util.tree_map(lambda x: x if x.ndim == 0 else jnp.repeat(x, beams, axis=0), tree)
+def expand_to_beams(tree: Any, beams: int, batch_axes: Any = None) -> Any:
+    """Repeats every leaf with a batch axis ``beams`` times: ``[b, ...] -> [b*beams, ...]``.
+
+    ``batch_axes`` (a tree of ints like ``tree``) names a leaf's batch axis when it is not 0,
+    e.g. a scanned model's cache ``[layers, batch, ...]``.
+    """
+    return jax.tree.map(
+        lambda x, axis: x if x.ndim == 0 else jnp.repeat(x, beams, axis=axis), tree, _axes_like(tree, batch_axes)
+    )
 
 
 def beam_search(
@@ -147,11 +158,13 @@ def beam_search(
     num_beams: int = 4,
     alpha: float = 0.6,
     eos_id: int = 1,
+    cache_batch_axes: Any = None,
 ) -> tuple[jax.Array, jax.Array]:
     """T5X-style beam search; returns the best sequence per row and its length-penalised score.
 
     ``cache`` must already hold ``batch * num_beams`` rows (see ``expand_to_beams``);
-    ``tokens_to_logits`` is called on ``batch * num_beams`` rows. Finished hypotheses score
+    ``tokens_to_logits`` is called on ``batch * num_beams`` rows (``cache_batch_axes``: see
+    ``expand_to_beams``). Finished hypotheses score
     ``log p / brevity_penalty(alpha, length)``; the search stops early once no live beam can
     beat the worst kept finished one. Rows where nothing finished return the best live beam.
     """
@@ -193,7 +206,7 @@ def beam_search(
         fin_seqs = jnp.take_along_axis(jnp.concatenate([fin_seqs, seqs], axis=1), fin_sel[..., None], axis=1)
         fin_flags = jnp.take_along_axis(jnp.concatenate([fin_flags, is_eos], axis=1), fin_sel, axis=1)
 
-        cache = _gather_beams(cache, live_parent, batch, k)
+        cache = _gather_beams(cache, live_parent, batch, k, cache_batch_axes)
         logits, cache = tokens_to_logits(live_token.reshape(batch * k, 1), cache)
         return step + 1, live_seqs, live_lp, fin_seqs, fin_scores, fin_flags, logits.astype(jnp.float32), cache
 

@@ -13,6 +13,9 @@ import gin
 import jax.numpy as jnp
 
 _ACTIVATIONS = ("gelu", "relu", "silu", "swish", "gelu_exact", "linear")
+# T5X's remat names: 'minimal' saves matmul outputs without batch dims, 'full' saves nothing.
+REMAT_POLICIES = ("none", "minimal", "full")
+ATTENTION_IMPLS = ("auto", "xla", "cudnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,11 @@ class TransformerConfig:
     relative_attention_max_distance: int = 128
     layer_norm_epsilon: float = 1e-6
     decoder_only: bool = False
+    # Accelerator speed (issue 9); none of them changes the saved parameter layout on disk.
+    scan_layers: bool = False  # each stack as one scan over stacked layer params ('layers' axis)
+    remat_policy: str = "none"  # per-layer rematerialisation: one of REMAT_POLICIES
+    attention_impl: str = "auto"  # 'auto': cuDNN fused attention on GPU when it applies, else XLA
+    cache_cross_attention: bool = True  # decoding projects the encoder output to K/V once
 
     def __post_init__(self) -> None:
         # gin hands lists for tuple fields; keep the dataclass hashable (flax needs that).
@@ -64,6 +72,10 @@ class TransformerConfig:
             ) from e
         if self.relative_attention_num_buckets < 2:
             raise ValueError("relative_attention_num_buckets must be >= 2.")
+        if self.remat_policy not in REMAT_POLICIES:
+            raise ValueError(f"remat_policy={self.remat_policy!r} is not valid; use one of {REMAT_POLICIES}.")
+        if self.attention_impl not in ATTENTION_IMPLS:
+            raise ValueError(f"attention_impl={self.attention_impl!r} is not valid; use one of {ATTENTION_IMPLS}.")
 
     @property
     def activation_dtype(self) -> jnp.dtype:

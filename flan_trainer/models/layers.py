@@ -165,18 +165,66 @@ def mask_to_bias(mask: jax.Array | None, dtype: jnp.dtype) -> jax.Array | None:
     return jnp.where(mask, 0.0, NEG_INF).astype(dtype)
 
 
+def choose_attention_impl(
+    requested: str, dtype: jnp.dtype, head_dim: int, *, dropout: bool, decode: bool
+) -> str:
+    """``'xla'`` or ``'cudnn'`` for one attention call, decided at trace time.
+
+    ``'auto'`` takes cuDNN's fused kernel only where it applies: a GPU backend, bf16/fp16
+    activations, a head_dim that is a multiple of 8 up to 128, no attention dropout (the
+    fused kernel's dropout pattern is not T5X's broadcast one) and not single-token decoding.
+    ``'cudnn'`` forces it and fails with a clear message where it cannot run.
+    """
+    if requested == "xla":
+        return "xla"
+    on_gpu = jax.default_backend() == "gpu"
+    fits = jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16) and head_dim % 8 == 0 and head_dim <= 128
+    if requested == "cudnn":
+        if not on_gpu:
+            raise ValueError(
+                f"attention_impl='cudnn' needs a GPU backend (this one is {jax.default_backend()!r}); "
+                "use attention_impl='auto' or 'xla'."
+            )
+        if not fits:
+            raise ValueError(
+                f"attention_impl='cudnn' needs dtype bfloat16/float16 and head_dim a multiple of 8 "
+                f"<= 128 (got {jnp.dtype(dtype).name}, head_dim={head_dim}); use 'auto' or 'xla'."
+            )
+        return "cudnn"
+    return "cudnn" if on_gpu and fits and not dropout and not decode else "xla"
+
+
+def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None, implementation: str) -> jax.Array:
+    """``jax.nn.dot_product_attention`` with T5's conventions: no 1/sqrt(d) scale, additive bias.
+
+    The bias (relative positions plus the -1e10 mask) is passed as ``bias`` so cuDNN also
+    returns its gradient (the relative position table trains through it).
+    """
+    if bias is not None:
+        bias = bias.astype(q.dtype)
+        if q.dtype == jnp.float16:  # -1e10 overflows fp16; the most negative finite value masks too
+            bias = jnp.maximum(bias, jnp.finfo(jnp.float16).min)
+    return jax.nn.dot_product_attention(q, k, v, bias=bias, scale=1.0, implementation=implementation)
+
+
 class MultiHeadDotProductAttention(nn.Module):
     """Multi-head attention without 1/sqrt(d) scaling (folded into the query init, as in T5X).
 
     With ``decode=True`` keys and values are appended to a ``cache`` collection at
     ``cache_index`` (given by the caller, which owns the position counter); the call then
     attends over the whole cache and the caller's mask says which slots are visible.
+
+    ``cache_cross=True`` (encoder-decoder attention while decoding): a call that is given
+    ``inputs_kv`` projects it and stores the keys/values in the cache; a call with
+    ``inputs_kv=None`` reuses them, so the encoder output is projected once per input.
     """
 
     num_heads: int
     head_dim: int
     dtype: jnp.dtype = jnp.float32
     dropout_rate: float = 0.0
+    attention_impl: str = "auto"
+    cache_cross: bool = False
 
     def _projection(self, name: str, features: int, axes: tuple[str, str], init: Initializer) -> Dense:
         return Dense(features, axes, dtype=self.dtype, kernel_init=init, name=name)
@@ -185,7 +233,7 @@ class MultiHeadDotProductAttention(nn.Module):
     def __call__(
         self,
         inputs_q: jax.Array,
-        inputs_kv: jax.Array,
+        inputs_kv: jax.Array | None,
         bias: jax.Array | None = None,
         *,
         deterministic: bool = True,
@@ -202,17 +250,27 @@ class MultiHeadDotProductAttention(nn.Module):
             return constrain(x.reshape(*x.shape[:-1], self.num_heads, self.head_dim), ("batch", "length", "heads", "kv"))
 
         q = heads(self._projection("query", inner, ("embed", "joined_kv"), query_init)(inputs_q))
-        k = heads(self._projection("key", inner, ("embed", "joined_kv"), attention_kernel_init)(inputs_kv))
-        v = heads(self._projection("value", inner, ("embed", "joined_kv"), attention_kernel_init)(inputs_kv))
+        key = self._projection("key", inner, ("embed", "joined_kv"), attention_kernel_init)
+        value = self._projection("value", inner, ("embed", "joined_kv"), attention_kernel_init)
+        if decode and self.cache_cross:
+            k, v = self._cross_cache(inputs_kv, lambda x: heads(key(x)), lambda x: heads(value(x)))
+        else:
+            k, v = heads(key(inputs_kv)), heads(value(inputs_kv))
+            if decode:
+                k, v = self._update_cache(k, v, cache_index)
 
-        if decode:
-            k, v = self._update_cache(k, v, cache_index)
+        dropout = not deterministic and self.dropout_rate > 0.0
+        impl = choose_attention_impl(self.attention_impl, self.dtype, self.head_dim, dropout=dropout, decode=decode)
+        if impl == "cudnn":
+            out = fused_attention(q, k, v, bias, "cudnn")
+            out = out.reshape(*out.shape[:2], inner)
+            return self._projection("out", inputs_q.shape[-1], ("joined_kv", "embed"), attention_kernel_init)(out)
 
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
         if bias is not None:
             logits = logits + bias.astype(jnp.float32)
         weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-        if not deterministic and self.dropout_rate > 0.0:
+        if dropout:
             # Broadcast over the query axis, as T5X's broadcast_dropout does.
             b, h, _, k_len = weights.shape
             keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.dropout_rate, (b, h, 1, k_len))
@@ -220,6 +278,18 @@ class MultiHeadDotProductAttention(nn.Module):
         out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
         out = out.reshape(*out.shape[:2], inner)
         return self._projection("out", inputs_q.shape[-1], ("joined_kv", "embed"), attention_kernel_init)(out)
+
+    def _cross_cache(self, inputs_kv: jax.Array | None, project_k: Callable, project_v: Callable):
+        """Encoder-decoder keys/values: projected and stored when given, else read back."""
+        if inputs_kv is None:
+            if not self.has_variable("cache", "cached_cross_key"):
+                raise ValueError("cached cross-attention has no keys yet: the first decode call must pass `encoded`.")
+            return self.get_variable("cache", "cached_cross_key"), self.get_variable("cache", "cached_cross_value")
+        k, v = project_k(inputs_kv), project_v(inputs_kv)
+        cached_k = self.variable("cache", "cached_cross_key", jnp.zeros, k.shape, k.dtype)
+        cached_v = self.variable("cache", "cached_cross_value", jnp.zeros, v.shape, v.dtype)
+        cached_k.value, cached_v.value = k, v
+        return k, v
 
     def _update_cache(self, k: jax.Array, v: jax.Array, cache_index: jax.Array | None):
         """Writes this call's keys/values at ``cache_index``; returns the full cached k/v.

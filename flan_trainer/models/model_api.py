@@ -19,7 +19,7 @@ from flan_trainer import decoding
 from flan_trainer.models import losses
 from flan_trainer.models.config import TransformerConfig
 from flan_trainer.models.decoder_only import DecoderOnly
-from flan_trainer.models.t5 import Transformer
+from flan_trainer.models.t5 import Transformer, cache_batch_axes
 
 Batch = Mapping[str, jax.Array]
 NORMALIZING_MODES = ("NUM_REAL_TARGET_TOKENS", "AVERAGE_PER_SEQUENCE")
@@ -169,10 +169,19 @@ class _BaseModel:
                 lambda t, c: step(t, c, expand), initial_logits, cache, max_decode_length, rng, temperature, top_k, eos_id
             )
         if method == "beam":
-            cache = decoding.expand_to_beams(cache, num_beams)
+            # A scanned model's cache leaves are [layers, batch, ...]: tell decoding where batch is.
+            axes = cache_batch_axes(cache)
+            cache = decoding.expand_to_beams(cache, num_beams, axes)
             wide = decoding.expand_to_beams(expand, num_beams)
             best, _ = decoding.beam_search(
-                lambda t, c: step(t, c, wide), initial_logits, cache, max_decode_length, num_beams, alpha, eos_id
+                lambda t, c: step(t, c, wide),
+                initial_logits,
+                cache,
+                max_decode_length,
+                num_beams,
+                alpha,
+                eos_id,
+                cache_batch_axes=axes,
             )
             return best
         raise ValueError(f"unknown decoding method {method!r}; use one of {DECODE_METHODS}.")
@@ -270,6 +279,9 @@ class EncoderDecoderModel(_BaseModel):
         enc_tokens = batch["encoder_input_tokens"]
         encoded = self.encode(params, enc_tokens)
         batch_size = enc_tokens.shape[0]
+        # With cache_cross_attention the first step projects `encoded` into the cache and later
+        # steps pass None (and beams need no copies of `encoded`); without it every step does.
+        reuse = self.config.cache_cross_attention
 
         def step(tokens, cache, ctx):
             logits, new_vars = self.module.apply(
@@ -295,8 +307,8 @@ class EncoderDecoderModel(_BaseModel):
                 method="decode",
             )[1]["cache"]
         )
-        ctx = (encoded, enc_tokens)
-        initial_logits, cache = step(jnp.zeros((batch_size, 1), jnp.int32), cache, ctx)
+        initial_logits, cache = step(jnp.zeros((batch_size, 1), jnp.int32), cache, (encoded, enc_tokens))
+        ctx = (None, enc_tokens) if reuse else (encoded, enc_tokens)
         return self._run_decoder(
             method,
             step,

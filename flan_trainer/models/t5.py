@@ -11,6 +11,8 @@ example alone, so the converter's ``*_positions`` features are accepted but not 
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -28,12 +30,14 @@ def _norm(cfg: TransformerConfig, name: str) -> L.LayerNorm:
     return L.LayerNorm(epsilon=cfg.layer_norm_epsilon, dtype=cfg.activation_dtype, name=name)
 
 
-def _attention(cfg: TransformerConfig, name: str) -> L.MultiHeadDotProductAttention:
+def _attention(cfg: TransformerConfig, name: str, cache_cross: bool = False) -> L.MultiHeadDotProductAttention:
     return L.MultiHeadDotProductAttention(
         num_heads=cfg.num_heads,
         head_dim=cfg.head_dim,
         dtype=cfg.activation_dtype,
         dropout_rate=cfg.dropout_rate,
+        attention_impl=cfg.attention_impl,
+        cache_cross=cache_cross,
         name=name,
     )
 
@@ -59,26 +63,40 @@ def _relpos(cfg: TransformerConfig) -> L.RelativePositionBiases:
 
 
 class EncoderLayer(nn.Module):
-    """Pre-norm self-attention then gated MLP, each with a residual connection."""
+    """Pre-norm self-attention then gated MLP, each with a residual connection.
+
+    Static settings are attributes and ``__call__`` takes arrays only, so the layer can be
+    wrapped by ``nn.remat`` and ``nn.scan`` (``scanned=True`` returns ``(x, None)``).
+    """
 
     config: TransformerConfig
+    deterministic: bool = True
+    scanned: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, bias: jax.Array, deterministic: bool = True) -> jax.Array:
-        cfg = self.config
+    def __call__(self, x: jax.Array, bias: jax.Array):
+        cfg, det = self.config, self.deterministic
         y = _norm(cfg, "pre_attention_layer_norm")(x)
-        y = _attention(cfg, "attention")(y, y, bias, deterministic=deterministic)
-        x = x + _dropout(cfg, y, deterministic)
+        y = _attention(cfg, "attention")(y, y, bias, deterministic=det)
+        x = x + _dropout(cfg, y, det)
         y = _norm(cfg, "pre_mlp_layer_norm")(x)
-        y = _mlp(cfg)(y, deterministic=deterministic)
-        return L.constrain(x + _dropout(cfg, y, deterministic), ("batch", "length", "embed"))
+        y = _mlp(cfg)(y, deterministic=det)
+        x = L.constrain(x + _dropout(cfg, y, det), ("batch", "length", "embed"))
+        return (x, None) if self.scanned else x
 
 
 class DecoderLayer(nn.Module):
-    """Causal self-attention, optional encoder-decoder attention, gated MLP."""
+    """Causal self-attention, optional encoder-decoder attention, gated MLP (see EncoderLayer).
+
+    While decoding with ``config.cache_cross_attention``, ``encoded=None`` reuses the
+    encoder-decoder keys/values cached by an earlier call that passed ``encoded``.
+    """
 
     config: TransformerConfig
     cross_attention: bool = True
+    deterministic: bool = True
+    decode: bool = False
+    scanned: bool = False
 
     @nn.compact
     def __call__(
@@ -87,24 +105,69 @@ class DecoderLayer(nn.Module):
         self_bias: jax.Array,
         encoded: jax.Array | None = None,
         cross_bias: jax.Array | None = None,
-        *,
-        deterministic: bool = True,
-        decode: bool = False,
         cache_index: jax.Array | None = None,
-    ) -> jax.Array:
-        cfg = self.config
+    ):
+        cfg, det, decode = self.config, self.deterministic, self.decode
         y = _norm(cfg, "pre_self_attention_layer_norm")(x)
-        y = _attention(cfg, "self_attention")(
-            y, y, self_bias, deterministic=deterministic, decode=decode, cache_index=cache_index
-        )
-        x = x + _dropout(cfg, y, deterministic)
+        y = _attention(cfg, "self_attention")(y, y, self_bias, deterministic=det, decode=decode, cache_index=cache_index)
+        x = x + _dropout(cfg, y, det)
         if self.cross_attention:
             y = _norm(cfg, "pre_cross_attention_layer_norm")(x)
-            y = _attention(cfg, "encoder_decoder_attention")(y, encoded, cross_bias, deterministic=deterministic)
-            x = x + _dropout(cfg, y, deterministic)
+            attend = _attention(cfg, "encoder_decoder_attention", cache_cross=cfg.cache_cross_attention)
+            # Cross-attention only uses the cache when it keeps the projected encoder output.
+            y = attend(y, encoded, cross_bias, deterministic=det, decode=decode and cfg.cache_cross_attention)
+            x = x + _dropout(cfg, y, det)
         y = _norm(cfg, "pre_mlp_layer_norm")(x)
-        y = _mlp(cfg)(y, deterministic=deterministic)
-        return L.constrain(x + _dropout(cfg, y, deterministic), ("batch", "length", "embed"))
+        y = _mlp(cfg)(y, deterministic=det)
+        x = L.constrain(x + _dropout(cfg, y, det), ("batch", "length", "embed"))
+        return (x, None) if self.scanned else x
+
+
+def remat_policy(name: str):
+    """``jax.checkpoint`` policy for a config's ``remat_policy`` (T5X's names)."""
+    if name == "minimal":
+        return jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims
+    if name == "full":
+        return None  # save nothing: recompute the whole layer in the backward pass
+    raise ValueError(f"remat_policy={name!r} has no checkpoint policy; use 'minimal' or 'full'.")
+
+
+def run_stack(
+    layer_cls: type[nn.Module],
+    cfg: TransformerConfig,
+    num_layers: int,
+    x: jax.Array,
+    *args: jax.Array | None,
+    decode: bool = False,
+    **attrs,
+) -> jax.Array:
+    """Applies ``num_layers`` layers to ``x`` (``args`` go to every layer unchanged).
+
+    Call from inside a compact method. Unscanned layers are ``layers_0 ... layers_{n-1}``
+    (T5X's tree); ``cfg.scan_layers`` makes one ``nn.scan`` named ``layers`` whose parameters
+    and decode cache carry a leading layer axis (logical name 'layers'). ``cfg.remat_policy``
+    rematerialises each layer (inside the scanned body); decoding never needs it.
+    """
+    cls = layer_cls
+    if cfg.remat_policy != "none" and not decode:
+        # prevent_cse only matters outside scan (scan already stops XLA from merging the copies).
+        cls = nn.remat(cls, policy=remat_policy(cfg.remat_policy), prevent_cse=not cfg.scan_layers)
+    if decode:
+        attrs["decode"] = True
+    if not cfg.scan_layers:
+        for i in range(num_layers):
+            x = cls(cfg, name=f"layers_{i}", **attrs)(x, *args)
+        return x
+    stack = nn.scan(
+        cls,
+        variable_axes={"params": 0, "cache": 0},
+        split_rngs={"params": True, "dropout": True},
+        in_axes=(nn.broadcast,) * len(args),
+        length=num_layers,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+    )(cfg, name="layers", scanned=True, **attrs)
+    x, _ = stack(x, *args)
+    return x
 
 
 class Encoder(nn.Module):
@@ -128,8 +191,7 @@ class Encoder(nn.Module):
         )
         bias = _relpos(cfg)(length, length, True) + L.mask_to_bias(mask, cfg.activation_dtype)
         x = _dropout(cfg, self.shared_embedding(encoder_input_tokens), deterministic)
-        for i in range(cfg.num_encoder_layers):
-            x = EncoderLayer(cfg, name=f"layers_{i}")(x, bias, deterministic)
+        x = run_stack(EncoderLayer, cfg, cfg.num_encoder_layers, x, bias, deterministic=deterministic)
         x = _norm(cfg, "encoder_norm")(x)
         return _dropout(cfg, x, deterministic)
 
@@ -147,27 +209,7 @@ class Decoder(nn.Module):
     shared_embedding: nn.Module | None = None
     cross_attention: bool = True
 
-    def setup(self) -> None:
-        cfg = self.config
-        if self.shared_embedding is None:
-            self.token_embedder = L.Embed(cfg.vocab_size, cfg.emb_dim, dtype=cfg.activation_dtype)
-        self.relpos_bias = L.RelativePositionBiases(
-            num_buckets=cfg.relative_attention_num_buckets,
-            max_distance=cfg.relative_attention_max_distance,
-            num_heads=cfg.num_heads,
-            dtype=cfg.activation_dtype,
-        )
-        self.layers = [DecoderLayer(cfg, cross_attention=self.cross_attention) for _ in range(cfg.num_decoder_layers)]
-        self.decoder_norm = L.LayerNorm(epsilon=cfg.layer_norm_epsilon, dtype=cfg.activation_dtype)
-        if not cfg.logits_via_embedding:
-            self.logits_dense = L.Dense(cfg.vocab_size, ("embed", "vocab"), dtype=jnp.float32)
-        self.cache_state = CacheState()
-        self.embed_dropout = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))
-        self.final_dropout = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))
-
-    def _embedder(self) -> nn.Module:
-        return self.token_embedder if self.shared_embedding is None else self.shared_embedding
-
+    @nn.compact
     def __call__(
         self,
         decoder_input_tokens: jax.Array,
@@ -188,18 +230,33 @@ class Decoder(nn.Module):
         Training/scoring (``decode=False``) needs ``decoder_target_tokens`` for the padding
         mask (inputs start with the 0 BOS, so they cannot mark padding). ``decode=True`` feeds
         a chunk (one token, or a whole prompt with ``prefill_bidirectional`` for prefix-LM) at
-        the cache's position.
+        the cache's position; with ``config.cache_cross_attention`` only the first decode call
+        needs ``encoded`` (later ones pass None and reuse the cached keys/values).
         """
         cfg = self.config
-        if self.cross_attention and (encoded is None or encoder_input_tokens is None):
-            raise ValueError("the encoder-decoder Decoder needs `encoded` and `encoder_input_tokens`.")
+        if self.cross_attention:
+            reuse = decode and cfg.cache_cross_attention
+            if encoder_input_tokens is None or (encoded is None and not reuse):
+                raise ValueError("the encoder-decoder Decoder needs `encoded` and `encoder_input_tokens`.")
+        embedder = self.shared_embedding
+        if embedder is None:
+            embedder = L.Embed(cfg.vocab_size, cfg.emb_dim, dtype=cfg.activation_dtype, name="token_embedder")
+        relpos = L.RelativePositionBiases(
+            num_buckets=cfg.relative_attention_num_buckets,
+            max_distance=cfg.relative_attention_max_distance,
+            num_heads=cfg.num_heads,
+            dtype=cfg.activation_dtype,
+            name="relpos_bias",
+        )
         if decode:
-            self_bias, cache_index = self._decode_self_bias(decoder_input_tokens, decode_key_mask, prefill_bidirectional)
+            self_bias, cache_index = self._decode_self_bias(
+                relpos, decoder_input_tokens, decode_key_mask, prefill_bidirectional
+            )
             query_keep = jnp.ones_like(decoder_input_tokens, jnp.bool_)
         else:
             if decoder_target_tokens is None:
                 raise ValueError("decoder_target_tokens is required unless decode=True (it marks padding).")
-            self_bias = self._train_self_bias(decoder_target_tokens, decoder_segment_ids, decoder_causal_attention)
+            self_bias = self._train_self_bias(relpos, decoder_target_tokens, decoder_segment_ids, decoder_causal_attention)
             cache_index = None
             query_keep = decoder_target_tokens > 0
         cross_bias = None
@@ -212,21 +269,35 @@ class Decoder(nn.Module):
             )
             cross_bias = L.mask_to_bias(cross_mask, cfg.activation_dtype)
 
-        x = self.embed_dropout(self._embedder()(decoder_input_tokens), deterministic=deterministic)
-        for layer in self.layers:
-            x = layer(
-                x, self_bias, encoded, cross_bias, deterministic=deterministic, decode=decode, cache_index=cache_index
-            )
-        x = self.final_dropout(self.decoder_norm(x), deterministic=deterministic)
+        dropout = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,), name="embed_dropout")
+        x = dropout(embedder(decoder_input_tokens), deterministic=deterministic)
+        x = run_stack(
+            DecoderLayer,
+            cfg,
+            cfg.num_decoder_layers,
+            x,
+            self_bias,
+            encoded,
+            cross_bias,
+            cache_index,
+            decode=decode,
+            cross_attention=self.cross_attention,
+            deterministic=deterministic,
+        )
+        x = L.LayerNorm(epsilon=cfg.layer_norm_epsilon, dtype=cfg.activation_dtype, name="decoder_norm")(x)
+        x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,), name="final_dropout")(x, deterministic=deterministic)
         if cfg.logits_via_embedding:
             # T5X scales tied logits by 1/sqrt(d_model).
-            logits = self._embedder().attend(x).astype(jnp.float32) / jnp.sqrt(jnp.float32(x.shape[-1]))
+            logits = embedder.attend(x).astype(jnp.float32) / jnp.sqrt(jnp.float32(x.shape[-1]))
         else:
-            logits = self.logits_dense(x.astype(jnp.float32))
+            logits = L.Dense(cfg.vocab_size, ("embed", "vocab"), dtype=jnp.float32, name="logits_dense")(
+                x.astype(jnp.float32)
+            )
         return L.constrain(logits, ("batch", "length", "vocab"))
 
     def _train_self_bias(
         self,
+        relpos: nn.Module,
         targets: jax.Array,
         segment_ids: jax.Array | None,
         causal_attention: jax.Array | None,
@@ -242,16 +313,16 @@ class Decoder(nn.Module):
             L.attention_mask(targets > 0, targets > 0),
             None if segment_ids is None else L.segment_mask(segment_ids, segment_ids),
         )
-        return self.relpos_bias(length, length, False) + L.mask_to_bias(mask, self.config.activation_dtype)
+        return relpos(length, length, False) + L.mask_to_bias(mask, self.config.activation_dtype)
 
     def _decode_self_bias(
-        self, tokens: jax.Array, decode_key_mask: jax.Array | None, prefill_bidirectional: bool
+        self, relpos: nn.Module, tokens: jax.Array, decode_key_mask: jax.Array | None, prefill_bidirectional: bool
     ) -> tuple[jax.Array, jax.Array]:
         qlen = tokens.shape[1]
-        initialized, cur, key_mask = self.cache_state(tokens, decode_key_mask)
+        initialized, cur, key_mask = CacheState(name="cache_state")(tokens, decode_key_mask)
         if not initialized:
             # Shape-only call that sizes the cache to the dummy input's length.
-            bias = self.relpos_bias(qlen, qlen, False) + L.mask_to_bias(L.causal_mask(qlen), self.config.activation_dtype)
+            bias = relpos(qlen, qlen, False) + L.mask_to_bias(L.causal_mask(qlen), self.config.activation_dtype)
             return bias, cur
         max_length = key_mask.shape[1]
         q_pos = cur + jnp.arange(qlen)
@@ -260,8 +331,21 @@ class Decoder(nn.Module):
         if prefill_bidirectional:
             visible = jnp.logical_or(visible, (k_pos < cur + qlen)[None, :])
         mask = jnp.logical_and(visible[None, None], key_mask[:, None, None, :])
-        bias = self.relpos_bias(qlen, max_length, False, query_offset=cur)
+        bias = relpos(qlen, max_length, False, query_offset=cur)
         return bias + L.mask_to_bias(mask, self.config.activation_dtype), cur
+
+
+def cache_batch_axes(cache: Any) -> Any:
+    """The batch axis of every decode-cache leaf: 1 under a scanned stack ('layers'), else 0.
+
+    Scalars (``cache_index``) get 0 too; decoding leaves them alone.
+    """
+
+    def axis(path, leaf) -> int:
+        keys = [getattr(p, "key", None) for p in path]
+        return 1 if "layers" in keys else 0
+
+    return jax.tree_util.tree_map_with_path(axis, cache)
 
 
 class CacheState(nn.Module):

@@ -44,19 +44,22 @@ def shift_right(targets: np.ndarray) -> np.ndarray:
 
 
 def encdec_batch(
-    rows: Sequence[tuple[np.ndarray, np.ndarray]], batch_size: int, input_len: int, target_len: int
+    rows: Sequence[tuple[np.ndarray, np.ndarray]], batch_size: int, input_len: int, target_len: int,
+    filler: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """An unpacked encoder-decoder batch (EncDecFeatureConverter layout) of `batch_size` rows.
 
-    Rows beyond len(rows) repeat the first row with zero loss weights; their results are dropped.
+    Rows beyond len(rows) repeat `filler` (default the first row) with zero loss weights; their
+    results are dropped. A host whose share of a sharded batch is all padding gives only `filler`.
     """
-    if not rows:
+    if not rows and filler is None:
         raise ValueError("cannot build a batch from zero rows")
+    filler = filler if filler is not None else rows[0]
     enc = np.zeros((batch_size, input_len), np.int32)
     tgt = np.zeros((batch_size, target_len), np.int32)
     weights = np.zeros((batch_size, target_len), np.float32)
     for b in range(batch_size):
-        inputs, targets = rows[b] if b < len(rows) else rows[0]
+        inputs, targets = rows[b] if b < len(rows) else filler
         if len(inputs) > input_len or len(targets) > target_len:
             raise ValueError(f"row of lengths {len(inputs)}/{len(targets)} exceeds {input_len}/{target_len}")
         enc[b, : len(inputs)] = inputs
@@ -71,19 +74,22 @@ def encdec_batch(
     }
 
 
-def prefix_lm_prompt_batch(prompts: Sequence[np.ndarray], batch_size: int, width: int) -> dict[str, np.ndarray]:
+def prefix_lm_prompt_batch(
+    prompts: Sequence[np.ndarray], batch_size: int, width: int, filler: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Decoder-only prompt batch in seqio's PrefixLM layout, for `predict_batch`.
 
     decoder_input_tokens = [0, prompt...] (the shifted sequence), and decoder_causal_attention
     marks the prompt plus the shifted-in position, so the model continues right after the prompt.
-    Rows beyond len(prompts) repeat the first prompt.
+    Rows beyond len(prompts) repeat `filler` (default the first prompt).
     """
-    if not prompts:
+    if not prompts and filler is None:
         raise ValueError("cannot build a batch from zero prompts")
+    filler = filler if filler is not None else prompts[0]
     tokens = np.zeros((batch_size, width), np.int32)
     causal = np.zeros((batch_size, width), np.int32)
     for b in range(batch_size):
-        p = prompts[b] if b < len(prompts) else prompts[0]
+        p = prompts[b] if b < len(prompts) else filler
         if len(p) + 1 > width:
             raise ValueError(f"prompt of length {len(p)} does not fit width {width}")
         tokens[b, 1 : len(p) + 1] = p

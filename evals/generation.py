@@ -3,20 +3,20 @@
 Decoding goes through `model.predict_batch` (greedy by default, beam search on request). Prompts
 are grouped by bucketed length and every batch is padded to `batch_size` rows with copies that are
 dropped afterwards, so predictions do not depend on the eval batch size: each row is decoded
-independently of the others.
+independently of the others. Batches are sharded over the mesh's data axis (evals.eval_mesh);
+as rows never interact, the mesh shape does not change any token either.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import jax
 import numpy as np
+from jax.sharding import Mesh
 
-from evals import batching, metrics
+from evals import batching, eval_mesh, metrics
 
 EOS_ID = 1
 
@@ -76,43 +76,48 @@ def decode_examples(
     num_beams: int = 4,
     alpha: float = 0.6,
     min_length: int = 16,
+    mesh: eval_mesh.EvalMesh | Mesh | None = None,
 ) -> list[np.ndarray]:
-    """Decoded token ids (cut before EOS) for every example, in input order."""
+    """Decoded token ids (cut before EOS) for every example, in input order.
+
+    Runs on `mesh` (default: all devices on 'data'): each batch (rounded up to a multiple of the
+    data axis) is sharded over 'data', parameters keep their training shardings.
+    """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if method not in ("greedy", "beam"):
         raise ValueError(f"method must be 'greedy' or 'beam' for evaluation, got {method!r}")
+    ev = eval_mesh.resolve(mesh)
+    params = ev.place_params(model, params)
+    global_batch = ev.global_batch_size(batch_size)
+    lo, hi = ev.local_rows(global_batch)
     out: list[np.ndarray | None] = [None] * len(examples)
-    kwargs = {"num_beams": num_beams, "alpha": alpha} if method == "beam" else {}
-    predict = _jitted_predict(model, method=method, max_decode_length=max_decode_length, **kwargs)
+    static = {"method": method, "max_decode_length": max_decode_length}
+    if method == "beam":
+        static.update(num_beams=num_beams, alpha=alpha)
     decoder_only = bool(getattr(model.config, "decoder_only", False))
 
     def shape_key(i: int) -> int:
         # Decoder-only prompts gain the shifted-in BOS position.
         return batching.bucket_length(len(examples[i].inputs) + decoder_only, min_length)
 
-    for input_len, idx in batching.group_by_shape(range(len(examples)), shape_key, batch_size):
-        prompts = [examples[i].inputs for i in idx]
-        if decoder_only:
-            batch = batching.prefix_lm_prompt_batch(prompts, batch_size, input_len)
-        else:
-            rows = [(p, np.zeros(1, np.int32)) for p in prompts]
-            batch = batching.encdec_batch(rows, batch_size, input_len, max_decode_length)
-        decoded = np.asarray(predict(params, batch))
+    def finish(idx: list[int], decoded: Any) -> None:
+        decoded = ev.fetch(decoded)
         for row, i in enumerate(idx):
             out[i] = cut_at_eos(decoded[row])
+
+    pipe = eval_mesh.Pipeline(finish)
+    for input_len, idx in batching.group_by_shape(range(len(examples)), shape_key, global_batch):
+        prompts, filler = [examples[i].inputs for i in idx[lo:hi]], examples[idx[0]].inputs
+        if decoder_only:
+            batch = batching.prefix_lm_prompt_batch(prompts, hi - lo, input_len, filler=filler)
+        else:
+            rows = [(p, np.zeros(1, np.int32)) for p in prompts]
+            batch = batching.encdec_batch(rows, hi - lo, input_len, max_decode_length,
+                                          filler=(filler, np.zeros(1, np.int32)))
+        pipe.push(idx, ev.run(model, "predict_batch", params, ev.to_global(batch), **static))
+    pipe.drain()
     return out  # type: ignore[return-value]
-
-
-_JITTED: dict[tuple, tuple[Any, Any]] = {}
-
-
-def _jitted_predict(model: Any, **kwargs: Any) -> Any:
-    """jax.jit of model.predict_batch with the decoding keywords fixed (they are static)."""
-    key = (id(model), tuple(sorted(kwargs.items())))
-    if key not in _JITTED or _JITTED[key][0] is not model:
-        _JITTED[key] = (model, jax.jit(functools.partial(model.predict_batch, **kwargs)))
-    return _JITTED[key][1]
 
 
 def _postprocess(postprocess_fn: Callable | None, value: str, row: Mapping | None, is_target: bool) -> Any:
@@ -135,6 +140,7 @@ def evaluate_generation(
     method: str = "greedy",
     num_beams: int = 4,
     alpha: float = 0.6,
+    mesh: eval_mesh.EvalMesh | Mesh | None = None,
 ) -> GenResult:
     """Decodes every example and scores the postprocessed outputs against their references.
 
@@ -147,7 +153,7 @@ def evaluate_generation(
         max_decode_length = batching.bucket_length(max(e.target_length for e in examples))
     ids = decode_examples(
         model, params, examples, batch_size, max_decode_length=max_decode_length,
-        method=method, num_beams=num_beams, alpha=alpha,
+        method=method, num_beams=num_beams, alpha=alpha, mesh=mesh,
     )
     texts = [_as_str(vocabulary.decode([int(t) for t in x])) for x in ids]
     predictions = [_postprocess(postprocess_fn, t, e.row, False) for t, e in zip(texts, examples, strict=True)]

@@ -9,20 +9,21 @@ batch (`model.score_options`), instead of copying a long prompt K times as T5/T0
 
 Batch-size invariance: every row is computed independently of its neighbours; shapes are fixed
 per (prompt bucket, option bucket, option-count bucket) and batches are always padded to `batch_size` rows with
-copies whose results are dropped. Padded options carry zero loss weights and are scored -inf, so
+copies whose results are dropped. The same holds for the mesh: batches are sharded over its data
+axis (evals.eval_mesh), and rows never interact, so 1 device, (8,1) or (4,2) give the same scores. Padded options carry zero loss weights and are scored -inf, so
 neither the eval batch size, the padding nor the order of the options changes any result.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import jax
 import numpy as np
+from jax.sharding import Mesh
 
-from evals import batching
+from evals import batching, eval_mesh
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,15 +77,20 @@ def argmax_lowest(scores: np.ndarray) -> int:
 
 
 def _make_option_batch(
-    examples: Sequence[RankExample], batch_size: int, input_len: int, target_len: int, num_options: int
+    examples: Sequence[RankExample], batch_size: int, input_len: int, target_len: int, num_options: int,
+    filler: RankExample | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Arrays [B, Lin], [B, K, Lt], [B, K, Lt]; dummy rows and options copy real ones, weight 0."""
+    """Arrays [B, Lin], [B, K, Lt], [B, K, Lt]; dummy rows and options copy real ones, weight 0.
+
+    Dummy rows repeat `filler` (default the first example) so no row is all padding (keeps
+    attention finite); a host whose rows are all padding passes the batch's first example.
+    """
+    filler = filler if filler is not None else examples[0]
     inputs = np.zeros((batch_size, input_len), np.int32)
     targets = np.zeros((batch_size, num_options, target_len), np.int32)
     weights = np.zeros((batch_size, num_options, target_len), np.float32)
     for b in range(batch_size):
-        # Dummy rows repeat the first example so no row is all padding (keeps attention finite).
-        ex = examples[b] if b < len(examples) else examples[0]
+        ex = examples[b] if b < len(examples) else filler
         inputs[b, : len(ex.inputs)] = ex.inputs
         for k in range(num_options):
             opt = ex.options[k] if k < len(ex.options) else ex.options[0]
@@ -94,20 +100,28 @@ def _make_option_batch(
     return inputs, targets, weights
 
 
-_JITTED: dict[tuple[int, str], tuple[Any, Any]] = {}
-
-
-def _jitted(model: Any, method: str) -> Any:
-    """One jax.jit wrapper per (model, method), so repeated calls reuse compiled shapes."""
-    key = (id(model), method)
-    if key not in _JITTED or _JITTED[key][0] is not model:
-        _JITTED[key] = (model, jax.jit(getattr(model, method)))
-    return _JITTED[key][1]
-
-
 def _check_batch_size(batch_size: int) -> None:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
+def option_shape_key(examples: Sequence[RankExample], min_length: int = 16) -> Callable[[int], tuple[int, int, int]]:
+    """Bucketed (prompt length, option length, option count) of example i.
+
+    Option count: exact when every example has the same K (the usual case); otherwise a
+    power-of-two bucket per example, which bounds recompiles for ReCoRD-like variable K.
+    """
+    fixed_k = len({len(ex.options) for ex in examples}) == 1
+
+    def key(i: int) -> tuple[int, int, int]:
+        ex = examples[i]
+        return (
+            batching.bucket_length(len(ex.inputs), min_length),
+            batching.bucket_length(max(len(o) for o in ex.options), min_length),
+            len(ex.options) if fixed_k else batching.bucket_length(len(ex.options), 2),
+        )
+
+    return key
 
 
 def score_options_encode_once(
@@ -117,35 +131,34 @@ def score_options_encode_once(
     batch_size: int,
     *,
     min_length: int = 16,
+    mesh: eval_mesh.EvalMesh | Mesh | None = None,
 ) -> list[np.ndarray]:
     """Summed log-lik of every option of every example via `model.score_options` (encode once).
 
+    Runs on `mesh` (default: all devices on 'data'; see evals.eval_mesh): the batch (rounded up to
+    a multiple of the data axis) is sharded over 'data', parameters keep their training shardings.
     Examples are grouped by bucketed (prompt length, option length, option count) so each batch
     has one compiled shape; results come back in input order, one [K_i] array per example.
     """
     _check_batch_size(batch_size)
-    fn = _jitted(model, "score_options")
+    ev = eval_mesh.resolve(mesh)
+    params = ev.place_params(model, params)
+    global_batch = ev.global_batch_size(batch_size)
+    lo, hi = ev.local_rows(global_batch)
     out: list[np.ndarray | None] = [None] * len(examples)
 
-    # Option count: exact when every example has the same K (the usual case); otherwise a
-    # power-of-two bucket per example, which bounds recompiles for ReCoRD-like variable K.
-    fixed_k = len({len(ex.options) for ex in examples}) == 1
-
-    def shape_key(i: int) -> tuple[int, int, int]:
-        ex = examples[i]
-        return (
-            batching.bucket_length(len(ex.inputs), min_length),
-            batching.bucket_length(max(len(o) for o in ex.options), min_length),
-            len(ex.options) if fixed_k else batching.bucket_length(len(ex.options), 2),
-        )
-
-    for key, idx in batching.group_by_shape(range(len(examples)), shape_key, batch_size):
-        input_len, target_len, num_options = key
-        chunk = [examples[i] for i in idx]
-        inputs, targets, weights = _make_option_batch(chunk, batch_size, input_len, target_len, num_options)
-        scores = np.asarray(fn(params, inputs, targets, weights), dtype=np.float64)
+    def finish(idx: list[int], scores: Any) -> None:
+        scores = ev.fetch(scores).astype(np.float64)
         for row, i in enumerate(idx):
             out[i] = scores[row, : len(examples[i].options)].copy()
+
+    pipe = eval_mesh.Pipeline(finish)
+    for key, idx in batching.group_by_shape(range(len(examples)), option_shape_key(examples, min_length), global_batch):
+        input_len, target_len, num_options = key
+        mine = [examples[i] for i in idx[lo:hi]]
+        local = _make_option_batch(mine, hi - lo, input_len, target_len, num_options, filler=examples[idx[0]])
+        pipe.push(idx, ev.run(model, "score_options", params, *ev.to_global(local)))
+    pipe.drain()
     return out  # type: ignore[return-value]
 
 
@@ -156,12 +169,16 @@ def score_options_pairwise(
     batch_size: int,
     *,
     min_length: int = 16,
+    mesh: eval_mesh.EvalMesh | Mesh | None = None,
 ) -> list[np.ndarray]:
     """The T5/T0 way, for comparison: one (prompt, option) pair per row via `model.score_batch`."""
     _check_batch_size(batch_size)
     if getattr(model.config, "decoder_only", False):
         raise ValueError("pairwise scoring builds encoder-decoder batches; decoder-only models use score_options")
-    fn = _jitted(model, "score_batch")
+    ev = eval_mesh.resolve(mesh)
+    params = ev.place_params(model, params)
+    global_batch = ev.global_batch_size(batch_size)
+    lo, hi = ev.local_rows(global_batch)
     pairs = [(e, k) for e, ex in enumerate(examples) for k in range(len(ex.options))]
     out = [np.zeros(len(ex.options), np.float64) for ex in examples]
 
@@ -172,13 +189,21 @@ def score_options_pairwise(
             batching.bucket_length(len(examples[e].options[k]), min_length),
         )
 
-    for (input_len, target_len), idx in batching.group_by_shape(range(len(pairs)), shape_key, batch_size):
-        rows = [(examples[pairs[p][0]].inputs, examples[pairs[p][0]].options[pairs[p][1]]) for p in idx]
-        batch = batching.encdec_batch(rows, batch_size, input_len, target_len)
-        scores = np.asarray(fn(params, batch), dtype=np.float64)
-        for row, p in enumerate(idx):
+    def row(p: int) -> tuple[np.ndarray, np.ndarray]:
+        return examples[pairs[p][0]].inputs, examples[pairs[p][0]].options[pairs[p][1]]
+
+    def finish(idx: list[int], scores: Any) -> None:
+        scores = ev.fetch(scores).astype(np.float64)
+        for r, p in enumerate(idx):
             e, k = pairs[p]
-            out[e][k] = scores[row]
+            out[e][k] = scores[r]
+
+    pipe = eval_mesh.Pipeline(finish)
+    for (input_len, target_len), idx in batching.group_by_shape(range(len(pairs)), shape_key, global_batch):
+        rows = [row(p) for p in idx[lo:hi]]
+        batch = batching.encdec_batch(rows, hi - lo, input_len, target_len, filler=row(idx[0]))
+        pipe.push(idx, ev.run(model, "score_batch", params, ev.to_global(batch)))
+    pipe.drain()
     return out
 
 
@@ -190,12 +215,13 @@ def rank_examples(
     *,
     pairwise: bool = False,
     min_length: int = 16,
+    mesh: eval_mesh.EvalMesh | Mesh | None = None,
 ) -> RankResult:
-    """Scores and predictions for every example (encode-once unless `pairwise`)."""
+    """Scores and predictions for every example (encode-once unless `pairwise`), on `mesh`."""
     if not examples:
         raise ValueError("no examples to rank")
     scorer = score_options_pairwise if pairwise else score_options_encode_once
-    scores = scorer(model, params, examples, batch_size, min_length=min_length)
+    scores = scorer(model, params, examples, batch_size, min_length=min_length, mesh=mesh)
     lengths = [np.array([len(o) for o in ex.options], np.float64) for ex in examples]
     normalized = [s / n for s, n in zip(scores, lengths, strict=True)]
     return RankResult(

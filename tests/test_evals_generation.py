@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import seqio
 
-from evals import batching, generation, metrics
+from evals import batching, eval_mesh, generation, metrics
 from flan_trainer.models import model_api
 from flan_trainer.models.config import TransformerConfig
 
@@ -15,6 +15,7 @@ TINY = TransformerConfig(
     num_encoder_layers=1, num_decoder_layers=2, dtype="float32",
 )
 DECODE_LEN = 8
+ONE = eval_mesh.EvalMesh.single_device()  # the unsharded path; tests/test_evals_sharded.py covers meshes
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def _greedy_reference(model, params, prompt, length):
 def test_greedy_matches_step_by_step_reference(model_and_params):
     model, params = model_and_params
     examples = _examples(3)
-    got = generation.decode_examples(model, params, examples, batch_size=2, max_decode_length=DECODE_LEN)
+    got = generation.decode_examples(model, params, examples, batch_size=2, max_decode_length=DECODE_LEN, mesh=ONE)
     for ex, ids in zip(examples, got, strict=True):
         np.testing.assert_array_equal(ids, _greedy_reference(model, params, ex.inputs, DECODE_LEN))
 
@@ -69,7 +70,7 @@ def test_decoding_is_batch_size_invariant(model_and_params, method):
     sizes = (1, 3, 8) if method == "greedy" else (1, 3)  # beam compiles are the slow part
     runs = [
         generation.decode_examples(model, params, examples, bs, max_decode_length=DECODE_LEN, method=method,
-                                   num_beams=2)
+                                   num_beams=2, mesh=ONE)
         for bs in sizes
     ]
     for other in runs[1:]:
@@ -86,7 +87,7 @@ def test_evaluate_generation_scores_postprocessed_text(model_and_params):
         return text.upper()
 
     res = generation.evaluate_generation(model, params, examples, VOCAB, ["exact_match", "bleu"], 3,
-                                         postprocess_fn=upper, max_decode_length=DECODE_LEN)
+                                         postprocess_fn=upper, max_decode_length=DECODE_LEN, mesh=ONE)
     assert res.texts == [generation.detokenize(VOCAB, ids) for ids in res.token_ids]
     assert res.predictions == [t.upper() for t in res.texts]
     assert res.targets == [[r.upper() for r in e.references] for e in examples]
@@ -96,7 +97,7 @@ def test_evaluate_generation_scores_postprocessed_text(model_and_params):
     echo = [generation.GenExample(e.example_index, e.inputs, (t,), 5)
             for e, t in zip(examples, res.texts, strict=True)]
     again = generation.evaluate_generation(model, params, echo, VOCAB, ["exact_match"], 2,
-                                           max_decode_length=DECODE_LEN)
+                                           max_decode_length=DECODE_LEN, mesh=ONE)
     assert again.scores["exact_match"] == 100.0
 
 

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from evals import batching
+from evals import batching, eval_mesh
 from evals import rank_classification as rc
 from flan_trainer.models import model_api
 from flan_trainer.models.config import TransformerConfig
@@ -19,6 +19,7 @@ TINY = TransformerConfig(
     num_encoder_layers=2, num_decoder_layers=2, dtype="float32",
 )
 TINY_MODULE = model_api.EncoderDecoderModel(TINY).module
+ONE = eval_mesh.EvalMesh.single_device()  # the unsharded path; tests/test_evals_sharded.py covers meshes
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def _reference_scores(params, ex):
 def test_scores_match_independent_forward_pass(model_and_params):
     model, params = model_and_params
     examples = _examples(4)
-    result = rc.rank_examples(model, params, examples, batch_size=3)
+    result = rc.rank_examples(model, params, examples, batch_size=3, mesh=ONE)
     for ex, got in zip(examples, result.scores, strict=True):
         np.testing.assert_allclose(got, _reference_scores(params, ex), rtol=1e-5, atol=1e-5)
     for s, n, ex in zip(result.scores, result.normalized_scores, examples, strict=True):
@@ -75,8 +76,8 @@ def test_scores_match_independent_forward_pass(model_and_params):
 def test_encode_once_equals_pairwise(model_and_params):
     model, params = model_and_params
     examples = _examples(6, seed=1)
-    once = rc.score_options_encode_once(model, params, examples, batch_size=4)
-    pairs = rc.score_options_pairwise(model, params, examples, batch_size=5)
+    once = rc.score_options_encode_once(model, params, examples, batch_size=4, mesh=ONE)
+    pairs = rc.score_options_pairwise(model, params, examples, batch_size=5, mesh=ONE)
     for a, b in zip(once, pairs, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
@@ -84,9 +85,9 @@ def test_encode_once_equals_pairwise(model_and_params):
 def test_batch_size_and_option_order_invariance(model_and_params):
     model, params = model_and_params
     examples = _examples(7, seed=2)
-    base = rc.rank_examples(model, params, examples, batch_size=1)
+    base = rc.rank_examples(model, params, examples, batch_size=1, mesh=ONE)
     for bs in (3, 8):
-        other = rc.rank_examples(model, params, examples, batch_size=bs)
+        other = rc.rank_examples(model, params, examples, batch_size=bs, mesh=ONE)
         assert other.predictions == base.predictions
         for a, b in zip(base.scores, other.scores, strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
@@ -94,7 +95,7 @@ def test_batch_size_and_option_order_invariance(model_and_params):
     perms = [rng.permutation(len(ex.options)) for ex in examples]
     shuffled = [rc.RankExample(ex.example_index, ex.inputs, tuple(ex.options[i] for i in p))
                 for ex, p in zip(examples, perms, strict=True)]
-    got = rc.rank_examples(model, params, shuffled, batch_size=3)
+    got = rc.rank_examples(model, params, shuffled, batch_size=3, mesh=ONE)
     for a, b, p in zip(base.scores, got.scores, perms, strict=True):
         np.testing.assert_allclose(a[p], b, rtol=1e-5, atol=1e-5)
     # the same winner (mapped back through the permutation), ties aside

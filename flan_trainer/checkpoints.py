@@ -6,7 +6,10 @@ mixture name). Orbax writes each step into a temporary directory and renames it 
 item is complete, so a save that dies half way never replaces or damages the last good checkpoint.
 
 Every restore first compares the checkpoint's metadata with the target (paths, shapes, dtypes) and
-raises :class:`CheckpointMismatchError` naming each bad parameter before any array is read.
+raises :class:`CheckpointMismatchError` naming each bad parameter before any array is read. Each
+save also writes ``checkpoint_<step>/integrity``, one fingerprint per array; a restore whose data
+cannot be read or differs from those raises :class:`CheckpointCorruptError` naming the arrays
+(see flan_trainer/checkpoint_integrity.py; falling back to an older step: restore_fallback.py).
 """
 
 from __future__ import annotations
@@ -22,11 +25,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from flan_trainer import checkpoint_integrity as integrity
+from flan_trainer.checkpoint_integrity import CheckpointCorruptError
+
 logger = logging.getLogger(__name__)
 
 STEP_PREFIX = "checkpoint"
 STATE_ITEM = "state"
 DATA_ITEM = "data_state"
+INTEGRITY_ITEM = integrity.ITEM
 # Keys under which a full train state keeps its parameters: ours, and T5X's optimizer 'target'.
 PARAMS_KEYS = ("params", "target")
 _STEP_DIR_RE = re.compile(rf"^{STEP_PREFIX}_(\d+)$")
@@ -170,6 +177,28 @@ def _read(ckpt_dir: epath.Path, item: PyTree, partial: bool) -> PyTree:
         return ckptr.restore(ckpt_dir, args=ocp.args.Composite(**{STATE_ITEM: args}))[STATE_ITEM]
 
 
+def _checked_metadata(ckpt_dir: epath.Path) -> PyTree:
+    """The state item's metadata; unreadable -> CheckpointCorruptError naming the file."""
+    try:
+        return _state_metadata(ckpt_dir)
+    except Exception as e:
+        raise CheckpointCorruptError(str(ckpt_dir), {f"{STATE_ITEM}/_METADATA": f"unreadable: {e}"}) from e
+
+
+def _read_verified(ckpt_dir: epath.Path, item: PyTree, partial: bool) -> PyTree:
+    """_read, with damaged arrays named (unreadable ones, or ones not as saved)."""
+    saved = integrity.read_manifest(ckpt_dir)
+    try:
+        restored = _read(ckpt_dir, item, partial)
+    except Exception as e:
+        damaged = integrity.diagnose_read_failure(ckpt_dir, STATE_ITEM, set(integrity.flat_with_names(item)))
+        if damaged is None:
+            raise
+        raise damaged from e
+    integrity.verify(ckpt_dir, restored, saved)
+    return restored
+
+
 def read_data_state(ckpt_dir: epath.PathLike) -> dict[str, Any] | None:
     """The JSON data position saved with a checkpoint, or None if it has none."""
     ckpt_dir = epath.Path(ckpt_dir)
@@ -183,8 +212,8 @@ def read_data_state(ckpt_dir: epath.PathLike) -> dict[str, Any] | None:
 def restore_state(ckpt_dir: epath.PathLike, abstract_state: PyTree) -> PyTree:
     """Restore a full train state onto the shardings of ``abstract_state`` (any mesh)."""
     ckpt_dir = epath.Path(ckpt_dir)
-    check_compatible(_state_metadata(ckpt_dir), abstract_state, where=str(ckpt_dir))
-    return _read(ckpt_dir, abstract_state, partial=False)
+    check_compatible(_checked_metadata(ckpt_dir), abstract_state, where=str(ckpt_dir))
+    return _read_verified(ckpt_dir, abstract_state, partial=False)
 
 
 def _params_of(tree: PyTree) -> tuple[str, PyTree] | None:
@@ -203,14 +232,14 @@ def restore_params_only(ckpt_path: epath.PathLike, abstract_params: PyTree) -> P
     Optimizer state and data position in the checkpoint are ignored.
     """
     ckpt_dir = resolve_checkpoint_dir(ckpt_path)
-    meta = _state_metadata(ckpt_dir)
+    meta = _checked_metadata(ckpt_dir)
     found = _params_of(meta)
     if found is None:  # A params-only checkpoint: the tree itself is the parameters.
         check_compatible(meta, abstract_params, where=str(ckpt_dir))
-        return _read(ckpt_dir, abstract_params, partial=False)
+        return _read_verified(ckpt_dir, abstract_params, partial=False)
     key, meta_params = found
     check_compatible(meta_params, abstract_params, where=str(ckpt_dir), prefix=f"{key}/")
-    return _read(ckpt_dir, {key: abstract_params}, partial=True)[key]
+    return _read_verified(ckpt_dir, {key: abstract_params}, partial=True)[key]
 
 
 def replace_params(state: PyTree, params: PyTree) -> PyTree:
@@ -251,7 +280,8 @@ class CheckpointManager:
         self._manager = ocp.CheckpointManager(
             self.model_dir,
             options=options,
-            item_handlers={STATE_ITEM: ocp.PyTreeCheckpointHandler(), DATA_ITEM: ocp.JsonCheckpointHandler()},
+            item_handlers={STATE_ITEM: ocp.PyTreeCheckpointHandler(), DATA_ITEM: ocp.JsonCheckpointHandler(),
+                           INTEGRITY_ITEM: ocp.JsonCheckpointHandler()},
         )
 
     def all_steps(self) -> list[int]:
@@ -279,6 +309,7 @@ class CheckpointManager:
             return False
         items = {STATE_ITEM: ocp.args.PyTreeSave(state)}
         items[DATA_ITEM] = ocp.args.JsonSave(dict(data_state or {}))
+        items[INTEGRITY_ITEM] = ocp.args.JsonSave(integrity.manifest(state))
         saved = self._manager.save(step, args=ocp.args.Composite(**items), force=True)
         self._manager.wait_until_finished()
         return bool(saved)

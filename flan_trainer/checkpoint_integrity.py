@@ -45,13 +45,18 @@ class CheckpointCorruptError(RuntimeError):
         self.ckpt_dir, self.bad, self.hint = str(ckpt_dir), dict(bad), hint
         super().__init__(self._message())
 
-    def _message(self) -> str:
+    @property
+    def summary(self) -> str:
+        """'checkpoint X is damaged: N array(s) ...: names (first cause).' without the fix."""
         names = list(self.bad)
         shown = ", ".join(names[:_MAX_LISTED]) + (f" and {len(names) - _MAX_LISTED} more"
                                                   if len(names) > _MAX_LISTED else "")
         first_cause = self.bad[names[0]] if names else "unknown"
-        head = (f"checkpoint {self.ckpt_dir} is damaged: {len(names)} array(s) unreadable or not as saved: "
+        return (f"checkpoint {self.ckpt_dir} is damaged: {len(names)} array(s) unreadable or not as saved: "
                 f"{shown} ({first_cause}).")
+
+    def _message(self) -> str:
+        head = self.summary
         fix = self.hint or "Fix: restore another checkpoint_<step> directory; nothing was modified."
         details = "\n".join(f"  {name}: {cause}" for name, cause in self.bad.items())
         return f"{head} {fix}\n{details}"

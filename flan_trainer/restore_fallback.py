@@ -86,8 +86,7 @@ def restore_latest(model_dir: epath.PathLike, abstract_state: PyTree,
         except CheckpointCorruptError as e:
             if not fallback:
                 raise e.with_hint(_stop_hint(model_dir, step, steps[:i])) from e
-            log.warning("RESTORE_FALLBACK: %s is damaged (%s); trying the next older checkpoint",
-                        ckpt, str(e).splitlines()[0])
+            log.warning("RESTORE_FALLBACK: %s Trying the next older checkpoint.", e.summary)
             damaged[step] = e
             continue
         source = f"resumed from {ckpt}"

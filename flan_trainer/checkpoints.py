@@ -108,10 +108,12 @@ def check_compatible(found_meta: PyTree, target: PyTree, *, where: str, prefix: 
     if problems:
         shown = "\n  ".join(problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        # First line: the cause and the fix (what a failed run prints); then every problem.
         raise CheckpointMismatchError(
-            f"checkpoint {where} does not match the model ({len(problems)} problem(s)):\n  {shown}{more}\n"
-            "Fix: restore with the model config/optimizer the checkpoint was written with, or use "
-            "mode='params' to take only the parameters from an initial checkpoint."
+            f"checkpoint {where} does not match the model ({len(problems)} problem(s), first: {problems[0]}). "
+            "Fix: restore with the model config/optimizer the checkpoint was written with, use another "
+            "MODEL_DIR, or use mode='params' to take only the parameters from an initial checkpoint."
+            f"\n  {shown}{more}"
         )
 
 

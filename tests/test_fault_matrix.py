@@ -19,6 +19,8 @@ import sys
 import time
 
 import gin
+import jax
+import numpy as np
 import pytest
 import tensorstore as ts
 
@@ -205,3 +207,217 @@ def test_gin_syntax_error_and_unknown_binding(tmp_path, finished_run, cli):
     assert rc == 2 and "No configurable matching 'trian'" in _error_line(output)
     assert "Traceback" not in output
     assert tree_hash(model_dir) == before
+
+
+# ----------------------------------------------------------------------------- file system
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """mount(size) -> a fresh tmpfs of that many bytes (skips where mounting is not allowed)."""
+    mounted = []
+
+    def mount(size: int, name: str = "mnt") -> pathlib.Path:
+        point = tmp_path / name
+        point.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or proc.returncode})")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounted):
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def _remount_read_only(point: pathlib.Path) -> None:
+    proc = subprocess.run(["mount", "-o", "remount,ro", str(point)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot remount {point} read-only: {proc.stderr.strip()}")
+
+
+def _du(root: pathlib.Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def test_unwritable_model_dir(tmp_path, finished_run, cli, tmpfs):
+    """A MODEL_DIR on a file system that became read-only: stop before training, say where and why."""
+    point = tmpfs(64 << 20)
+    model_dir = _copy(finished_run, point / "run")
+    before = tree_hash(model_dir)
+    _remount_read_only(point)
+    rc, output = cli(model_dir, "--gin.TRAIN_STEPS=12")
+    assert rc == 4, output[-4000:]
+    line = _error_line(output)
+    assert f"cannot write to {model_dir}" in line and "read-only file system" in line, line
+    assert "Checkpoints already there are intact: [4, 8]" in line, line
+    assert "Traceback" not in output
+    assert tree_hash(model_dir) == before
+
+
+@pytest.mark.slow
+def test_disk_full_while_saving_keeps_earlier_checkpoints(tmp_path, finished_run, cli, tmpfs):
+    """A disk with room for the run's small files but not for another checkpoint."""
+    room = 256 << 10
+    point = tmpfs(((_du(finished_run) + room) // 4096 + 1) * 4096)
+    model_dir = _copy(finished_run, point / "run")
+    ckpt_hashes = {s: tree_hash(checkpoints.step_dir(model_dir, s)) for s in (4, 8)}
+    rc, output = cli(model_dir, "--gin.TRAIN_STEPS=12")
+    assert rc == 4, output[-4000:]
+    line = _error_line(output)
+    assert "no space left on device" in line and "Checkpoints already there are intact: [4, 8]" in line, line
+    assert checkpoints.complete_steps(model_dir) == [4, 8]
+    assert {s: tree_hash(checkpoints.step_dir(model_dir, s)) for s in (4, 8)} == ckpt_hashes
+
+
+# ----------------------------------------------------------------------------- kills
+
+
+@gin.configurable
+def stall_hook(ctx, step, params, final):
+    """Eval hook for the kill tests: at a step whose `stall_<step>` file exists in the directory
+    $FAULT_CONTROL_DIR, creates `stalled_<step>` and waits (an evaluation in progress) until
+    `release` exists or 120 s pass. Hooks run after that step's checkpoint (if any) is saved."""
+    del ctx, params, final
+    control = pathlib.Path(os.environ["FAULT_CONTROL_DIR"])
+    if not (control / f"stall_{step}").exists():
+        return None
+    (control / f"stalled_{step}").touch()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (control / "release").exists():
+        time.sleep(0.05)
+    return None
+
+
+def _env(jax_cache: pathlib.Path, control: pathlib.Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", FAULT_CONTROL_DIR=str(control),
+        PYTHONPATH=os.pathsep.join(p for p in (str(REPO / "tests"), str(REPO), env.get("PYTHONPATH")) if p),
+        JAX_COMPILATION_CACHE_DIR=str(jax_cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
+    env.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+    return env
+
+
+def _wait_for(predicate, proc: subprocess.Popen, log: pathlib.Path, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(f"run exited ({proc.returncode}) before {what}:\n{log.read_text()[-4000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {what} after {timeout} s:\n{log.read_text()[-4000:]}")
+        time.sleep(0.02)
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+
+
+@pytest.mark.slow
+def test_sigkill_during_init_evaluation_and_steps_loses_no_checkpoint(tmp_path, finished_run):
+    """SIGKILL at three points of a resumed run; after each, every complete checkpoint is intact,
+    and a last run resumes from the newest one and finishes."""
+    model_dir = _copy(finished_run, tmp_path / "run")
+    control, jax_cache = tmp_path / "control", tmp_path / "jax_cache"
+    control.mkdir()
+    run_gin = tmp_path / "stall.gin"
+    run_gin.write_text(f"include '{TINY_GIN}'\nimport test_fault_matrix\n"
+                       "train.eval_hooks = [@test_fault_matrix.stall_hook]\nEVAL_PERIOD = 1\n")
+    cmd = [sys.executable, "-m", "flan_trainer", f"--gin_file={run_gin}", f"--gin.MODEL_DIR='{model_dir}'",
+           "--gin.TRAIN_STEPS=40"]
+    hashes = {s: tree_hash(checkpoints.step_dir(model_dir, s)) for s in (4, 8)}
+
+    def start(name: str) -> tuple[subprocess.Popen, pathlib.Path]:
+        log = tmp_path / f"{name}.log"
+        with open(log, "w") as out:
+            return subprocess.Popen(cmd, env=_env(jax_cache, control), cwd=tmp_path, stdout=out,
+                                    stderr=subprocess.STDOUT), log
+
+    def assert_kept() -> None:
+        for step, digest in hashes.items():
+            assert tree_hash(checkpoints.step_dir(model_dir, step)) == digest, f"checkpoint_{step} changed"
+
+    # 1. During start-up (imports, model and state set-up, restore): nothing on disk changes.
+    before = tree_hash(model_dir)
+    proc, log = start("init")
+    time.sleep(3.0)
+    _kill(proc)
+    assert "starting at step" not in log.read_text()
+    assert tree_hash(model_dir) == before
+
+    # 2. During an evaluation, after checkpoint 12 was saved.
+    (control / "stall_12").touch()
+    proc, log = start("eval")
+    _wait_for(lambda: (control / "stalled_12").exists(), proc, log, "the evaluation at step 12")
+    _kill(proc)
+    assert checkpoints.complete_steps(model_dir) == [4, 8, 12]
+    assert_kept()
+    hashes[12] = tree_hash(checkpoints.step_dir(model_dir, 12))
+
+    # 3. During training steps (and periodic saves): released after step 13, killed moments later.
+    (control / "stall_12").unlink()
+    (control / "stall_13").touch()
+    proc, log = start("steps")
+    _wait_for(lambda: (control / "stalled_13").exists(), proc, log, "step 13")
+    assert f"resumed from {checkpoints.step_dir(model_dir, 12)}" in log.read_text()
+    (control / "release").touch()
+    time.sleep(0.3)
+    _kill(proc)
+    steps = checkpoints.complete_steps(model_dir)
+    assert steps[:3] == [4, 8, 12] and set(steps) <= set(range(4, 41, 4)), steps
+    assert_kept()
+
+    # 4. A plain rerun resumes from the newest complete checkpoint and finishes.
+    (control / "stall_13").unlink()
+    proc, log = start("final")
+    assert proc.wait(timeout=600) == 0, log.read_text()[-4000:]
+    assert f"finished at step 40 (completed); started at {steps[-1]}" in log.read_text()
+    assert checkpoints.complete_steps(model_dir) == list(range(4, 41, 4))
+    assert_kept()
+
+
+ASYNC_WRITER = """
+import sys
+import numpy as np
+from flan_trainer import checkpoints
+mgr = checkpoints.CheckpointManager(sys.argv[1], period=1, async_save=True)
+mgr.save(1, {"w": np.arange(16, dtype=np.float32)})
+print("saved 1", flush=True)
+mgr.save(2, {"w": np.random.default_rng(0).random(16 << 20, dtype=np.float32)})
+print("saved 2", flush=True)
+"""
+
+
+def test_sigkill_during_async_checkpoint_write(tmp_path):
+    model_dir = tmp_path / "run"
+    log = tmp_path / "writer.log"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", ASYNC_WRITER, str(model_dir)], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        _wait_for(lambda: "saved 1" in log.read_text(), proc, log, "the first checkpoint", timeout=120)
+        kept = tree_hash(model_dir / "checkpoint_1")
+        _wait_for(lambda: any(p.name.startswith("checkpoint_2") for p in model_dir.iterdir()), proc, log,
+                  "the second checkpoint's write", timeout=120)
+        _kill(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "saved 2" not in log.read_text()
+    assert checkpoints.complete_steps(model_dir) == [1]  # the half-written step is not taken for one
+    assert tree_hash(model_dir / "checkpoint_1") == kept
+    with checkpoints.CheckpointManager(model_dir, period=1) as mgr:  # cleans up the leftover
+        assert mgr.latest_step() == 1
+        one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        restored, _ = mgr.restore(None, {"w": jax.ShapeDtypeStruct((16,), np.float32, sharding=one)})
+    np.testing.assert_array_equal(np.asarray(restored["w"]), np.arange(16, dtype=np.float32))
+    assert sorted(p.name for p in model_dir.iterdir()) == ["checkpoint_1"]

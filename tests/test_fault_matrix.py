@@ -66,7 +66,7 @@ def _copy(src: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
 
 def tree_hash(root: pathlib.Path) -> str:
     """One hash over every file's relative path and bytes (and every directory's name)."""
-    h = hashlib.sha256()
+    h, root = hashlib.sha256(), pathlib.Path(root)
     for path in sorted(root.rglob("*")):
         h.update(str(path.relative_to(root)).encode())
         if path.is_file():
@@ -421,3 +421,28 @@ def test_sigkill_during_async_checkpoint_write(tmp_path):
         restored, _ = mgr.restore(None, {"w": jax.ShapeDtypeStruct((16,), np.float32, sharding=one)})
     np.testing.assert_array_equal(np.asarray(restored["w"]), np.arange(16, dtype=np.float32))
     assert sorted(p.name for p in model_dir.iterdir()) == ["checkpoint_1"]
+
+
+# ----------------------------------------------------------------------------- fingerprints
+
+
+def test_fingerprint_is_mesh_independent_and_sees_every_single_bit():
+    from flan_trainer import checkpoint_integrity as integrity
+
+    rng = np.random.default_rng(0)
+    tree = {"w": rng.normal(size=(16, 8)).astype(np.float32), "b": rng.normal(size=(8,)).astype(jax.numpy.bfloat16),
+            "n": np.arange(5, dtype=np.int32)}
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:8]).reshape(4, 2), ("data", "model"))
+    spec = {"w": jax.sharding.PartitionSpec("data", "model"), "b": jax.sharding.PartitionSpec("model"),
+            "n": jax.sharding.PartitionSpec()}
+    sharded = jax.tree.map(lambda x, s: jax.device_put(x, jax.sharding.NamedSharding(mesh, s)), tree, spec)
+    want = integrity.fingerprints(tree)
+    assert integrity.fingerprints(sharded) == want
+    flat = tree["w"].view(np.uint32).reshape(-1)
+    for index, bit in ((0, 0), (77, 31), (127, 12)):
+        flipped = flat.copy()
+        flipped[index] ^= np.uint32(1 << bit)
+        got = integrity.fingerprints({**tree, "w": flipped.view(np.float32).reshape(16, 8)})
+        assert got["w"] != want["w"] and got["b"] == want["b"]
+    with pytest.raises(integrity.CheckpointCorruptError, match=r"checkpoint /x is damaged: 1 array\(s\).*: w "):
+        integrity.verify("/x", {**tree, "w": tree["w"] + 1}, integrity.manifest(tree))

@@ -7,7 +7,10 @@ mixture name), plus ``checkpoint_<step>/data/host_<i>.*``: each host's input ite
 item is complete, so a save that dies half way never replaces or damages the last good checkpoint.
 
 Every restore first compares the checkpoint's metadata with the target (paths, shapes, dtypes) and
-raises :class:`CheckpointMismatchError` naming each bad parameter before any array is read.
+raises :class:`CheckpointMismatchError` naming each bad parameter before any array is read. Each
+save also writes ``checkpoint_<step>/integrity``, one fingerprint per array; a restore whose data
+cannot be read or differs from those raises :class:`CheckpointCorruptError` naming the arrays
+(see flan_trainer/checkpoint_integrity.py; falling back to an older step: restore_fallback.py).
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from flan_trainer import checkpoint_integrity as integrity
 from flan_trainer import layer_stacking
+from flan_trainer.checkpoint_integrity import CheckpointCorruptError
 
 logger = logging.getLogger(__name__)
 
 STEP_PREFIX = "checkpoint"
 STATE_ITEM = "state"
 DATA_ITEM = "data_state"
+INTEGRITY_ITEM = integrity.ITEM
 # Keys under which a full train state keeps its parameters: ours, and T5X's optimizer 'target'.
 PARAMS_KEYS = ("params", "target")
 _STEP_DIR_RE = re.compile(rf"^{STEP_PREFIX}_(\d+)$")
@@ -104,10 +110,12 @@ def check_compatible(found_meta: PyTree, target: PyTree, *, where: str, prefix: 
     if problems:
         shown = "\n  ".join(problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        # First line: the cause and the fix (what a failed run prints); then every problem.
         raise CheckpointMismatchError(
-            f"checkpoint {where} does not match the model ({len(problems)} problem(s)):\n  {shown}{more}\n"
-            "Fix: restore with the model config/optimizer the checkpoint was written with, or use "
-            "mode='params' to take only the parameters from an initial checkpoint."
+            f"checkpoint {where} does not match the model ({len(problems)} problem(s), first: {problems[0]}). "
+            "Fix: restore with the model config/optimizer the checkpoint was written with, use another "
+            "MODEL_DIR, or use mode='params' to take only the parameters from an initial checkpoint."
+            f"\n  {shown}{more}"
         )
 
 
@@ -173,6 +181,28 @@ def _read(ckpt_dir: epath.Path, item: PyTree, partial: bool) -> PyTree:
         return ckptr.restore(ckpt_dir, args=ocp.args.Composite(**{STATE_ITEM: args}))[STATE_ITEM]
 
 
+def _checked_metadata(ckpt_dir: epath.Path) -> PyTree:
+    """The state item's metadata; unreadable -> CheckpointCorruptError naming the file."""
+    try:
+        return _state_metadata(ckpt_dir)
+    except Exception as e:
+        raise CheckpointCorruptError(str(ckpt_dir), {f"{STATE_ITEM}/_METADATA": f"unreadable: {e}"}) from e
+
+
+def _read_verified(ckpt_dir: epath.Path, item: PyTree, partial: bool) -> PyTree:
+    """_read, with damaged arrays named (unreadable ones, or ones not as saved)."""
+    saved = integrity.read_manifest(ckpt_dir)
+    try:
+        restored = _read(ckpt_dir, item, partial)
+    except Exception as e:
+        damaged = integrity.diagnose_read_failure(ckpt_dir, STATE_ITEM, set(integrity.flat_with_names(item)))
+        if damaged is None:
+            raise
+        raise damaged from e
+    integrity.verify(ckpt_dir, restored, saved)
+    return restored
+
+
 def read_data_state(ckpt_dir: epath.PathLike) -> dict[str, Any] | None:
     """The JSON data position saved with a checkpoint, or None if it has none."""
     ckpt_dir = epath.Path(ckpt_dir)
@@ -206,11 +236,11 @@ def restore_state(ckpt_dir: epath.PathLike, abstract_state: PyTree) -> PyTree:
     A checkpoint written with the other ``scan_layers`` layout is converted (layer_stacking).
     """
     ckpt_dir = epath.Path(ckpt_dir)
-    meta = _state_metadata(ckpt_dir)
+    meta = _checked_metadata(ckpt_dir)
     if layer_stacking.layouts_differ(meta, abstract_state):
         return _read_other_layout(ckpt_dir, meta, abstract_state, None)
     check_compatible(meta, abstract_state, where=str(ckpt_dir))
-    return _read(ckpt_dir, abstract_state, partial=False)
+    return _read_verified(ckpt_dir, abstract_state, partial=False)
 
 
 def _params_of(tree: PyTree) -> tuple[str, PyTree] | None:
@@ -229,18 +259,18 @@ def restore_params_only(ckpt_path: epath.PathLike, abstract_params: PyTree) -> P
     Optimizer state and data position in the checkpoint are ignored.
     """
     ckpt_dir = resolve_checkpoint_dir(ckpt_path)
-    meta = _state_metadata(ckpt_dir)
+    meta = _checked_metadata(ckpt_dir)
     found = _params_of(meta)
     if found is None:  # A params-only checkpoint: the tree itself is the parameters.
         if layer_stacking.layouts_differ(meta, abstract_params):
             return _read_other_layout(ckpt_dir, meta, abstract_params, None)
         check_compatible(meta, abstract_params, where=str(ckpt_dir))
-        return _read(ckpt_dir, abstract_params, partial=False)
+        return _read_verified(ckpt_dir, abstract_params, partial=False)
     key, meta_params = found
     if layer_stacking.layouts_differ(meta_params, abstract_params):
         return _read_other_layout(ckpt_dir, meta_params, abstract_params, key)
     check_compatible(meta_params, abstract_params, where=str(ckpt_dir), prefix=f"{key}/")
-    return _read(ckpt_dir, {key: abstract_params}, partial=True)[key]
+    return _read_verified(ckpt_dir, {key: abstract_params}, partial=True)[key]
 
 
 def replace_params(state: PyTree, params: PyTree) -> PyTree:
@@ -281,7 +311,8 @@ class CheckpointManager:
         self._manager = ocp.CheckpointManager(
             self.model_dir,
             options=options,
-            item_handlers={STATE_ITEM: ocp.PyTreeCheckpointHandler(), DATA_ITEM: ocp.JsonCheckpointHandler()},
+            item_handlers={STATE_ITEM: ocp.PyTreeCheckpointHandler(), DATA_ITEM: ocp.JsonCheckpointHandler(),
+                           INTEGRITY_ITEM: ocp.JsonCheckpointHandler()},
         )
 
     def all_steps(self) -> list[int]:
@@ -312,6 +343,7 @@ class CheckpointManager:
             return False
         items = {STATE_ITEM: ocp.args.PyTreeSave(state)}
         items[DATA_ITEM] = ocp.args.JsonSave(dict(data_state or {}))
+        items[INTEGRITY_ITEM] = ocp.args.JsonSave(integrity.manifest(state))
         saved = self._manager.save(step, args=ocp.args.Composite(**items), force=True)
         self._manager.wait_until_finished()
         if saved and data_iterator is not None:

@@ -13,6 +13,11 @@ Flags (T5X conventions):
                        persistent XLA compilation cache (default: gin compile_cache.enable.cache_dir,
                        else $JAX_COMPILATION_CACHE_DIR, else ~/.cache/flan_jax/jax_compilation_cache);
                        'none' turns it off. A re-run of the same config loads its train step from it.
+Exit status: 0 done; 1 stopped by an error (a NaN loss, or an unexpected one); 2 configuration
+(gin syntax, unknown binding); 3 checkpoint (damaged, not matching the model, missing); 4 file
+system (MODEL_DIR not writable, disk full). Failures end with one line 'error: <cause>. Fix: ...'.
+A damaged latest checkpoint stops the run unless --gin.RESTORE_FALLBACK=True, which resumes from
+the newest checkpoint that restores cleanly (the damaged one is moved aside, never deleted).
 Multi-host: on TPU VMs jax finds its peers itself; elsewhere set JAX_COORDINATOR_ADDRESS,
 JAX_NUM_PROCESSES and JAX_PROCESS_ID (launch/local.py does this for local rehearsals).
 """
@@ -23,6 +28,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 
@@ -56,6 +62,32 @@ def _maybe_initialize_distributed() -> None:
         )
 
 
+def _run(args: argparse.Namespace, bindings: list[str]):
+    from flan_trainer import cli_errors, compile_cache, gin_utils
+    from flan_trainer.train import train
+
+    try:
+        gin_utils.parse_gin(args.gin_file, bindings, [p for p in args.gin_search_paths.split(",") if p])
+    except (SyntaxError, ValueError, FileNotFoundError) as e:
+        raise cli_errors.GinConfigError(cli_errors.describe_gin_error(e)) from e
+    cache = compile_cache.enable(args.compilation_cache_dir)  # before anything is compiled
+    _maybe_initialize_distributed()
+    result = train(dry_run=args.dry_run)
+    if cache is not None:
+        logging.getLogger("flan_trainer").info(cache.summary())
+    return result
+
+
+def _report_failure(exc: Exception, log_level: str) -> int:
+    from flan_trainer import cli_errors
+
+    status, message = cli_errors.explain(exc)
+    if message is None or str(log_level).upper() == "DEBUG":
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"error: {message or cli_errors.unexpected(exc)}", file=sys.stderr)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, bindings = _parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -76,15 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.gin_file:
         print("error: give at least one --gin_file (e.g. --gin_file=runs/quickstart.gin)", file=sys.stderr)
         return 2
-    from flan_trainer import compile_cache, gin_utils
-    from flan_trainer.train import train
-
-    gin_utils.parse_gin(args.gin_file, bindings, [p for p in args.gin_search_paths.split(",") if p])
-    cache = compile_cache.enable(args.compilation_cache_dir)  # before anything is compiled
-    _maybe_initialize_distributed()
-    result = train(dry_run=args.dry_run)
-    if cache is not None:
-        logging.getLogger("flan_trainer").info(cache.summary())
+    try:
+        result = _run(args, bindings)
+    except Exception as exc:  # noqa: BLE001 - every failure ends in one readable line and a status
+        return _report_failure(exc, args.log_level)
     if result is not None:
         logging.getLogger("flan_trainer").info(
             "finished at step %d (%s); started at %d (%s)", result.final_step, result.stopped_by,

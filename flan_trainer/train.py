@@ -22,6 +22,7 @@ from flan_trainer import checkpoints, flops, gin_utils, input_pipeline, partitio
 from flan_trainer import train_state as train_state_lib
 from flan_trainer.faults import PreemptionWatcher, check_finite_loss
 from flan_trainer.metrics_logging import TrainReporter
+from flan_trainer.restore_fallback import restore_latest
 from flan_trainer.train_step import make_train_step
 
 log = logging.getLogger(__name__)
@@ -135,9 +136,11 @@ def train(
         describe_run(model, abstract_state, shardings, step_fn, mesh, mixture, task_feature_lengths, batch_size)
         return None
 
-    gin_utils.write_operative_config(model_dir)
     state, data_state, source = _restore_or_initialize(
         model_dir, initial_checkpoint_path, initial_checkpoint_mode, init_fn, abstract_state, mesh)
+    # Written only once the restore succeeded: a run stopped by a damaged or mismatched
+    # checkpoint leaves MODEL_DIR exactly as it found it.
+    gin_utils.write_operative_config(model_dir)
     start_step = int(jax.device_get(state.step))
     if data_state and data_state.get("seed") is not None:
         # A resumed run continues the original data order AND dropout rngs: with RANDOM_SEED=None
@@ -180,7 +183,10 @@ def _restore_or_initialize(model_dir, initial_path, mode, init_fn, abstract_stat
     checkpoints are imported tensor by tensor straight into the model's shardings. Those two
     carry no optimizer state of ours, so they always start a fresh optimizer.
     """
-    if checkpoints.complete_steps(model_dir) or not initial_path:
+    if checkpoints.complete_steps(model_dir):
+        # RESTORE_FALLBACK (gin: restore_latest.fallback) decides what a damaged latest step does.
+        return restore_latest(model_dir, abstract_state)
+    if not initial_path:
         return checkpoints.restore_or_initialize(model_dir, initial_path, mode, init_fn, abstract_state)
     from flan_trainer import interop, layer_stacking
 

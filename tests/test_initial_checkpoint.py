@@ -51,3 +51,21 @@ def test_unknown_initial_checkpoint_layout_is_named(tmp_path):
     with pytest.raises(UnknownCheckpointFormatError, match="junk"):
         _train(tmp_path / "run", tmp_path / "junk")
     assert not list((tmp_path / "run").glob("checkpoint_*"))
+
+
+@pytest.mark.slow
+def test_training_starts_from_t5x_msgpack_file_with_a_broken_optimizer_array(tmp_path):
+    """INITIAL_CHECKPOINT_PATH may be T5X's msgpack 'checkpoint' file; parameters-only imports
+    never open optimizer-state arrays, so an unreadable one does not matter."""
+    from test_interop_t5x import _adafactor_states, write_legacy_checkpoint  # noqa: PLC0415
+
+    params = _random_params(seed=5)
+    step_dir = tmp_path / "t5x" / "checkpoint_7"
+    write_legacy_checkpoint(step_dir, params, step=7, param_states=_adafactor_states(params))
+    (step_dir / "state.param_states.encoder.layers_0.mlp.wo.kernel.v_row" / ".zarray").write_text("garbage")
+    result = _train(tmp_path / "run", step_dir / "checkpoint", steps=1, lr=0.0)
+    assert "imported from t5x_legacy checkpoint" in result.restored_from
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params)
+    saved = checkpoints.restore_params_only(tmp_path / "run", abstract)
+    for a, b in zip(jax.tree.leaves(saved), jax.tree.leaves(params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

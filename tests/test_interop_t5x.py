@@ -184,3 +184,33 @@ def test_load_checkpoint_dispatches(tmp_path):
     got = load_checkpoint(tmp_path)
     assert got.step == 7 and got.param_states is None  # finetuning restarts the optimizer
     _assert_params_equal(got.params, params)
+
+
+def test_legacy_three_path_forms_and_params_only_skips_optimizer_files(tmp_path, capsys):
+    """T5X accepts the model dir, the step dir or the msgpack file; so do we (library and CLI).
+
+    One optimizer-state array is made unreadable: a parameters-only import never opens it, and a
+    full import names it.
+    """
+    from flan_trainer.interop import __main__ as cli  # noqa: PLC0415
+
+    params = _random_params(4)
+    model_dir = tmp_path / "t5x_run"
+    step_dir = model_dir / "checkpoint_30"
+    write_legacy_checkpoint(step_dir, params, step=30, param_states=_adafactor_states(params))
+    bad = step_dir / "state.param_states.encoder.layers_0.mlp.wo.kernel.v_row"
+    (bad / ".zarray").write_text("{ not json")
+    forms = {"model dir": model_dir, "step dir": step_dir, "msgpack file": step_dir / "checkpoint"}
+    for name, form in forms.items():
+        assert detect_checkpoint_format(form) == "t5x_legacy", name
+        got = load_checkpoint(form)  # what INITIAL_CHECKPOINT_PATH uses: parameters only
+        assert got.step == 30 and got.param_states is None, name
+        _assert_params_equal(got.params, params)
+        dst = tmp_path / f"imported_{name.replace(' ', '_')}"
+        assert cli.main(["import-t5x", str(form), str(dst)]) == 0, name
+        _assert_params_equal(import_t5x_orbax(dst / "checkpoint_30").params, params)
+    with pytest.raises(ConversionError, match=r"state\.param_states\.encoder\.layers_0\.mlp\.wo\.kernel\.v_row"):
+        import_t5x_legacy(step_dir / "checkpoint", with_optimizer_state=True)
+    capsys.readouterr()
+    assert cli.main(["import-t5x", str(tmp_path / "nowhere" / "checkpoint"), str(tmp_path / "x")]) == 2
+    assert "error: " in capsys.readouterr().err

@@ -2,7 +2,8 @@
 
 - ``import-hf SRC DST``: an HF T5 directory -> an Orbax checkpoint ``DST/checkpoint_<step>``
   (usable as INITIAL_CHECKPOINT_PATH) plus ``DST/model_config.json``.
-- ``import-t5x SRC DST``: a legacy or Orbax T5X checkpoint -> the same.
+- ``import-t5x SRC DST``: a legacy or Orbax T5X checkpoint -> the same. SRC may be a model dir (its
+  latest step), a checkpoint_<step> dir, or (legacy) the msgpack ``checkpoint`` file itself.
 - ``export-hf SRC DST``: any supported checkpoint -> an HF directory; ``--spm`` adds the tokenizer,
   ``--verify`` compares our logits with transformers' on a padded random batch.
 """
@@ -20,6 +21,7 @@ import numpy as np
 
 from flan_trainer.interop import detect, hf_export, hf_import, t5x_legacy
 from flan_trainer.interop import load_checkpoint as _load
+from flan_trainer.interop.hf_names import ConversionError
 
 MODEL_CONFIG_FILE = "model_config.json"
 
@@ -27,7 +29,9 @@ MODEL_CONFIG_FILE = "model_config.json"
 def _overrides(src: pathlib.Path, extra: str | None) -> dict[str, Any]:
     """Config fields a T5X tree cannot show: from model_config.json next to SRC, then --config."""
     out: dict[str, Any] = {}
-    for candidate in (src / MODEL_CONFIG_FILE, src.parent / MODEL_CONFIG_FILE):
+    # SRC may be a model dir, a checkpoint_<step> dir, or T5X's msgpack 'checkpoint' file.
+    folders = (src, src.parent) if src.is_dir() else (src.parent, src.parent.parent)
+    for candidate in (folder / MODEL_CONFIG_FILE for folder in folders):
         if candidate.is_file():
             out.update(json.loads(candidate.read_text()))
             break
@@ -96,6 +100,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from flan_trainer import checkpoints  # noqa: PLC0415
+
+    try:
+        return _main(args)
+    except (detect.UnknownCheckpointFormatError, ConversionError, FileNotFoundError,
+            checkpoints.CheckpointCorruptError, checkpoints.CheckpointMismatchError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
     overrides = _overrides(args.src, args.config)
     if args.command == "import-hf":
         params, config = hf_import.import_hf(args.src, config_overrides=overrides)

@@ -48,12 +48,16 @@ def _latest_step_dir(d: pathlib.Path) -> pathlib.Path | None:
 def detect_checkpoint_format(path: str | os.PathLike) -> CheckpointFormat:
     """'hf', 't5x_legacy' or 'orbax' for a checkpoint dir, or a model dir of checkpoint_<step> dirs.
 
-    A model dir is judged by its latest checkpoint_<step> directory.
+    A model dir is judged by its latest checkpoint_<step> directory. A legacy T5X checkpoint may
+    also be given as its msgpack ``checkpoint`` file.
     """
     d = pathlib.Path(path)
+    if d.is_file() and d.name == "checkpoint" and _is_legacy(d.parent):
+        return "t5x_legacy"  # T5X also accepts its msgpack 'checkpoint' file itself
     if not d.is_dir():
-        raise UnknownCheckpointFormatError(f"{d} is not a directory (checkpoints of every supported format are "
-                                           "directories)")
+        raise UnknownCheckpointFormatError(
+            f"{d} is not a checkpoint directory{' (it does not exist)' if not d.exists() else ''}. Give a model "
+            "dir, a checkpoint_<step> dir, a Hugging Face dir, or a legacy T5X 'checkpoint' msgpack file.")
     for candidate in (d, _latest_step_dir(d)):
         if candidate is None:
             continue

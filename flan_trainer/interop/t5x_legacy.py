@@ -141,32 +141,52 @@ def _flatten_msgpack(tree: Mapping[str, Any], prefix: Path = ()) -> dict[Path, A
 
 
 class _Leaf:
-    """One checkpoint leaf: an inline numpy value or a TensorStore array opened lazily."""
+    """One checkpoint leaf: an inline numpy value, or a TensorStore array opened on first use.
+
+    Opening on first use means a parameters-only import never touches optimizer-state files (an
+    unreadable one cannot block it).
+    """
 
     def __init__(self, value: Any, ckpt_dir: pathlib.Path, dotted: str) -> None:
         self.dotted = dotted
         self.inline = None if _is_ts_spec(value) else np.asarray(value)
-        self.store = None
-        if self.inline is None:
-            spec = _absolute_spec(value, ckpt_dir, dotted)
+        self._spec = None if self.inline is not None else _absolute_spec(value, ckpt_dir, dotted)
+        self._store = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None and self._spec is not None:
             try:
-                self.store = ts.open(spec, open=True, read=True).result()
+                self._store = ts.open(self._spec, open=True, read=True).result()
             except Exception as e:  # noqa: BLE001 - re-raised with the parameter's name
-                raise ConversionError(f"cannot open TensorStore array for {dotted} at "
-                                      f"{spec['kvstore']['path']}: {e}") from e
+                raise ConversionError(f"cannot open TensorStore array for {self.dotted} at "
+                                      f"{self._spec['kvstore']['path']}: {e}") from e
+        return self._store
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.inline.shape if self.store is None else self.store.shape)
+        return tuple(self.inline.shape if self.inline is not None else self.store.shape)
 
     def read(self, index: tuple[slice, ...] = ()) -> np.ndarray:
-        if self.store is None:
+        if self.inline is not None:
             return np.asarray(self.inline[index])
-        return np.asarray(self.store[index].read().result())
+        try:
+            return np.asarray(self.store[index].read().result())
+        except ConversionError:
+            raise
+        except Exception as e:  # noqa: BLE001 - re-raised with the parameter's name
+            raise ConversionError(f"cannot read TensorStore array for {self.dotted} at "
+                                  f"{self._spec['kvstore']['path']}: {e}") from e
 
 
 def _resolve_dir(path: pathlib.Path) -> pathlib.Path:
-    """``path`` itself when it holds a checkpoint file, else its latest checkpoint_<step> child."""
+    """The checkpoint dir of any form T5X accepts: the msgpack file, a step dir, or a model dir.
+
+    A step dir is one holding the ``checkpoint`` file; a model dir resolves to its latest
+    checkpoint_<step> child that holds one.
+    """
+    if path.is_file() and path.name == CHECKPOINT_FILE:
+        return path.parent
     if (path / CHECKPOINT_FILE).is_file():
         return path
     steps = sorted(
@@ -200,9 +220,10 @@ def import_t5x_legacy(
     config_overrides: Mapping[str, Any] | None = None,
     with_optimizer_state: bool = True,
 ) -> T5XCheckpoint:
-    """Import a legacy T5X checkpoint directory (or a model dir: its latest step).
+    """Import a legacy T5X checkpoint: its msgpack file, its step dir, or a model dir (latest step).
 
-    Parameters are placed like :func:`flan_trainer.interop.hf_import.import_hf` places them.
+    Only the arrays that are imported are opened: with ``with_optimizer_state=False`` no
+    optimizer-state file is touched. Parameters are placed like :func:`flan_trainer.interop.hf_import.import_hf` places them.
     """
     flat, step, _ = read_legacy_tree(path)
     param_leaves = {p[1:]: leaf for p, leaf in flat.items() if p[0] == "target"}

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the project's virtual environment in .venv with pinned dependencies.
-# Usage: bash scripts/setup_env.sh [--interop]   (--interop adds torch + transformers for parity tests)
+# Usage: bash scripts/setup_env.sh [--interop] [--launch]
+#   --interop adds torch + transformers for parity tests
+#   --launch  also creates .venv-launch with XManager (launch/xm_launch.py); its dependencies
+#             (protobuf<7) do not fit the training pins, so it is a separate environment
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +21,14 @@ find_python() {
 }
 
 stamp=.venv/.installed-$(cat requirements.txt constraints-py312.txt requirements-interop.txt setup.py | sha1sum | cut -c1-12)
-want_interop=0; [[ "${1:-}" == "--interop" ]] && want_interop=1
+want_interop=0; want_launch=0
+for arg in "$@"; do
+  case "$arg" in
+    --interop) want_interop=1 ;;
+    --launch) want_launch=1 ;;
+    *) echo "error: unknown option $arg (use --interop and/or --launch)" >&2; exit 2 ;;
+  esac
+done
 
 if [[ ! -x .venv/bin/python ]]; then
   py=$(find_python)
@@ -37,3 +47,15 @@ if [[ ! -f "$stamp" || ( $want_interop == 1 && ! -f "$stamp.interop" ) ]]; then
   touch "$stamp"
 fi
 echo "[setup] .venv ready: $(.venv/bin/python --version)"
+
+if [[ $want_launch == 1 ]]; then
+  launch_stamp=.venv-launch/.installed-$(cat requirements-launch.txt constraints-launch-py312.txt | sha1sum | cut -c1-12)
+  if [[ ! -f "$launch_stamp" ]]; then
+    [[ -x .venv-launch/bin/python ]] || "$(find_python)" -m venv .venv-launch
+    echo "[setup] installing XManager into .venv-launch (first time: a few minutes)"
+    .venv-launch/bin/python -m pip install -q --upgrade pip
+    .venv-launch/bin/python -m pip install -q -c constraints-launch-py312.txt -r requirements-launch.txt
+    touch "$launch_stamp"
+  fi
+  echo "[setup] .venv-launch ready (XManager $(.venv-launch/bin/python -c 'import importlib.metadata as m; print(m.version("xmanager"))'))"
+fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sets up .venv (with the interop extras torch + transformers) and runs the full test suite, as CI does.
+# Sets up .venv (with the interop extras torch + transformers) and .venv-launch (XManager), and runs
+# the full test suite, as CI does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_env.sh --interop
+bash scripts/setup_env.sh --interop --launch
 .venv/bin/ruff check .
 bash scripts/run_tests.sh --all "$@"

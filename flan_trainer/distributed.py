@@ -5,7 +5,9 @@
   2. environment: JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID (launch/ sets these);
   3. SLURM (`srun`): SLURM_JOB_ID, SLURM_NTASKS > 1, SLURM_PROCID, SLURM_STEP_NODELIST; jax derives
      the coordinator (first node) and its port (from the job id) the same way on every task;
-  4. a Cloud TPU pod (TPU VM or GKE TPU slice with several workers): jax asks the TPU metadata.
+  4. Vertex AI (several replicas): CLUSTER_SPEC; the coordinator is the first host of workerpool0;
+  5. a Cloud TPU pod (TPU VM or GKE TPU slice with several workers): jax asks the TPU metadata
+     (or reads TPU_WORKER_HOSTNAMES / TPU_WORKER_ID, as launch/ sets them on GKE).
 Otherwise the run is single-process and nothing is initialised.
 
 `initialize` joins with two bounds: a host that never arrives fails every other host after
@@ -18,8 +20,10 @@ N is its process id) instead of leaving it blocked in a collective forever.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping
 
@@ -27,6 +31,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INITIALIZATION_TIMEOUT_S = 300
 DEFAULT_HEARTBEAT_TIMEOUT_S = 100
+VERTEX_COORDINATOR_PORT = 8476
 
 
 class DistributedStartupError(RuntimeError):
@@ -37,7 +42,7 @@ class DistributedStartupError(RuntimeError):
 class ClusterSpec:
     """How this process joins the job (`source` says where the description came from)."""
 
-    source: str  # "flags" | "env" | "slurm" | "tpu" | "single"
+    source: str  # "flags" | "env" | "slurm" | "vertex" | "tpu" | "single"
     coordinator_address: str | None = None
     num_processes: int | None = None
     process_id: int | None = None
@@ -80,6 +85,23 @@ def _explicit(values: Mapping[str, str | int | None], names: tuple[str, ...], wh
     return str(address), count, pid
 
 
+def _vertex_cluster(cluster_spec: str | None) -> tuple[str, int, int] | None:
+    """(coordinator, process count, process id) from Vertex AI's CLUSTER_SPEC, for several replicas."""
+    if not cluster_spec:
+        return None
+    try:
+        spec = json.loads(cluster_spec)
+        pools = sorted((k, v) for k, v in spec["cluster"].items() if k.startswith("workerpool"))
+        hosts = [h for _, pool in pools for h in pool]
+        offset = sum(len(pool) for name, pool in pools if name < spec["task"]["type"])
+        pid = offset + int(spec["task"]["index"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise DistributedStartupError(f"CLUSTER_SPEC is not Vertex AI's cluster description ({e})") from None
+    if len(hosts) < 2:
+        return None
+    return f"{hosts[0].rsplit(':', 1)[0]}:{VERTEX_COORDINATOR_PORT}", len(hosts), pid
+
+
 def _tpu_pod_detected() -> bool:
     """True on a Cloud TPU VM / GKE TPU slice with more than one worker (jax's own detection)."""
     hostnames = os.environ.get("TPU_WORKER_HOSTNAMES", "")
@@ -114,9 +136,24 @@ def detect(flags: Mapping[str, str | int | None] | None = None, environ: Mapping
             return ClusterSpec(source, address, count, pid, **timeouts)
     if all(environ.get(n) for n in _SLURM_NAMES) and int(environ["SLURM_NTASKS"]) > 1:
         return ClusterSpec("slurm", None, int(environ["SLURM_NTASKS"]), int(environ["SLURM_PROCID"]), **timeouts)
+    vertex = _vertex_cluster(environ.get("CLUSTER_SPEC"))
+    if vertex:
+        return ClusterSpec("vertex", *vertex, **timeouts)
     if detect_tpu and _tpu_pod_detected():
         return ClusterSpec("tpu", **timeouts)
     return ClusterSpec("single", **timeouts)
+
+
+def _startup_failure(spec: ClusterSpec, cause: str) -> str:
+    return (f"{spec.describe()}: the job was not complete within {spec.initialization_timeout_s}s ({cause}). "
+            "Start every host with the same coordinator address and process count, check the "
+            "coordinator is reachable, or raise --initialization_timeout_s.")
+
+
+def _give_up(spec: ClusterSpec, cause: str) -> None:
+    """The startup bound passed: say why in one line and leave (jax holds the main thread)."""
+    print(f"error: {_startup_failure(spec, cause)}", file=sys.stderr, flush=True)
+    os._exit(3)
 
 
 def initialize(spec: ClusterSpec) -> None:
@@ -125,26 +162,31 @@ def initialize(spec: ClusterSpec) -> None:
         return
     import jax
 
-    if spec.source in ("flags", "env") and os.environ.get("JAX_PLATFORMS", "") == "cpu":
+    explicit = spec.source in ("flags", "env", "vertex")
+    if explicit and os.environ.get("JAX_PLATFORMS", "") == "cpu":
         # CPU processes need a cross-process collectives backend; gloo ships with jaxlib.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    kwargs = {"initialization_timeout": spec.initialization_timeout_s,
+    # jax aborts the process (a C++ fatal error, no Python exception) when its own startup deadline
+    # passes, so the configured bound is enforced by a watchdog here; jax's is a later backstop.
+    kwargs = {"initialization_timeout": spec.initialization_timeout_s + 30,
               "heartbeat_timeout_seconds": spec.heartbeat_timeout_s}
-    if spec.source in ("flags", "env"):
+    if explicit:
         kwargs.update(coordinator_address=spec.coordinator_address, num_processes=spec.num_processes,
                       process_id=spec.process_id)
     elif spec.source == "slurm":
         kwargs["cluster_detection_method"] = "slurm"
     log.info("joining the job: %s (startup timeout %ds, heartbeat timeout %ds)", spec.describe(),
              spec.initialization_timeout_s, spec.heartbeat_timeout_s)
+    watchdog = threading.Timer(spec.initialization_timeout_s, _give_up, (spec, "no answer from every host"))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         jax.distributed.initialize(**kwargs)
-    except Exception as e:  # jax raises XlaRuntimeError (DEADLINE_EXCEEDED, UNAVAILABLE, ...)
+    except Exception as e:  # jax raises XlaRuntimeError (UNAVAILABLE, ...) for some failures
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DistributedStartupError(
-            f"{spec.describe()}: the job was not complete within {spec.initialization_timeout_s}s "
-            f"({first[:300]}). Start every host with the same coordinator address and process count, "
-            "check the coordinator is reachable, or raise --initialization_timeout_s.") from e
+        raise DistributedStartupError(_startup_failure(spec, first[:300])) from e
+    finally:
+        watchdog.cancel()
     log.info("joined: process %d of %d, %d local / %d global devices", jax.process_index(),
              jax.process_count(), jax.local_device_count(), jax.device_count())
 

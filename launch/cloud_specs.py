@@ -42,13 +42,21 @@ def tpu_vm_spec(job: Job, tpu_slice: Slice, *, tpu_name: str, zone: str, project
     where = [f"--zone={zone}"] + ([f"--project={project}"] if project else [])
     create = ["gcloud", "compute", "tpus", "tpu-vm", "create", tpu_name, *where,
               f"--accelerator-type={tpu_slice.accelerator_type}", f"--version={runtime_version}"]
-    argv = job.argv(f"{repo_dir.rstrip('/')}/.venv/bin/python")
+    argv = job.argv(".venv/bin/python")
     env_words = [f"{k}={v}" for k, v in env.items()]
     # `cd` first (the repo holds the gin files and the venv); `env` so values need no shell syntax.
-    remote = f"cd {shlex.quote(repo_dir)} && " + shlex.join(["env", *env_words, *argv] if env_words else argv)
+    remote = f"cd {_shell_path(repo_dir)} && " + shlex.join(["env", *env_words, *argv] if env_words else argv)
     run = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", tpu_name, *where, "--worker=all", f"--command={remote}"]
     return {"create": create, "run": run, "command": argv, "env": dict(env),
             "resources": {**tpu_slice.as_dict(), "tpu_name": tpu_name, "zone": zone, "runtime_version": runtime_version}}
+
+
+def _shell_path(path: str) -> str:
+    """Quotes a path for the remote shell, leaving a leading ~/ unquoted so that it expands."""
+    if path == "~" or path.startswith("~/"):
+        rest = path[2:]
+        return "~/" + shlex.quote(rest) if rest else "~"
+    return shlex.quote(path)
 
 
 def trainer_argv_from_tpu_vm(run: Sequence[str]) -> list[str]:

@@ -156,11 +156,11 @@ def vertex_dry_run(args, jobs: list[tuple[dict, Job]], tpu_slice: Slice, require
             pool = WorkerPoolSpec(machine_spec=xm_vertex.get_machine_spec(xm_job),
                                   container_spec=ContainerSpec(image_uri=args.image, args=argv, env=env),
                                   replica_count=xm_job.executor.requirements.replicas)
-            pools.append(WorkerPoolSpec.to_dict(pool))
+            pools.append(WorkerPoolSpec.to_dict(pool, use_integers_for_enums=False))
         specs.append({"work_unit": job.name, "command": pools[0]["container_spec"]["args"],
                       "env": {e["name"]: e["value"] for e in pools[0]["container_spec"]["env"]},
                       "resources": {**tpu_slice.as_dict(), "machine_spec": pools[0]["machine_spec"]},
-                      "custom_job": {"display_name": f"{args.name}-{job.name}", "location": args.region,
+                      "custom_job": {"display_name": job.name, "location": args.region,
                                      "worker_pool_specs": pools}})
     return specs
 

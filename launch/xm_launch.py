@@ -124,13 +124,15 @@ def _ids_env(experiment_id: Any, title: str, work_unit_id: Any, name: str) -> di
 
 def _local_job_group(xm, xm_local, executable, job: Job, args, env: dict[str, str]):
     """One process, or a JobGroup of --num_processes processes joined by jax.distributed."""
+    label = job.name.removeprefix(f"{args.name}-")  # XManager prefixes each output line with it
     if args.num_processes == 1:
-        return xm.Job(executable, xm_local.Local(), args=job.args(), env_vars=env, name="train")
+        return xm.Job(executable, xm_local.Local(), args=job.args(), env_vars=env, name=label)
     port = free_port()
     jobs = {}
     for pid in range(args.num_processes):
         penv = {**env, **process_env(pid, args.num_processes, port, args.devices_per_process)}
-        jobs[f"host{pid}"] = xm.Job(executable, xm_local.Local(), args=job.args(), env_vars=penv, name=f"host{pid}")
+        jobs[f"host{pid}"] = xm.Job(executable, xm_local.Local(), args=job.args(), env_vars=penv,
+                                    name=f"{label}-host{pid}")
     return xm.JobGroup(**jobs)
 
 
@@ -206,12 +208,13 @@ def vertex_specs(args, jobs, tpu_slice) -> list[dict]:
     return xm_cloud.vertex_dry_run(args, jobs, tpu_slice, _xm_requirements, _ids_env)
 
 
-def tpu_vm_specs(args, jobs, tpu_slice) -> list[dict]:
+def tpu_vm_specs(args, jobs, tpu_slice, experiment_id: Any = "<assigned at submit>") -> list[dict]:
+    """One TPU VM slice per work unit (XManager has no TPU VM executor: gcloud starts the hosts)."""
     prefix = args.tpu_name or args.name
     out = []
     for i, (_, job) in enumerate(jobs):
         name = f"{prefix}-{i}".replace("_", "-").lower()
-        env = _ids_env("<experiment id>", args.name, i + 1, job.name)
+        env = _ids_env(experiment_id, args.name, i + 1, job.name)
         out.append({"work_unit": job.name, **cloud_specs.tpu_vm_spec(
             job, tpu_slice, tpu_name=name, zone=args.zone, project=args.project, repo_dir=args.repo_dir,
             runtime_version=args.tpu_runtime_version, env=env)})
@@ -223,7 +226,9 @@ def _print_specs(args, tpu_slice, specs: list[dict]) -> None:
     print(json.dumps(doc, indent=2, default=str))
     for spec in specs:
         if "run" in spec:
-            print(f"\n# {spec['work_unit']}\n{shlex.join(spec['create'])}\n{shlex.join(spec['run'])}")
+            remote = spec["run"][-1].removeprefix("--command=")
+            print(f"\n# {spec['work_unit']}: create the slice, then start on every host: {remote}")
+            print(f"{shlex.join(spec['create'])}\n{shlex.join(spec['run'])}")
 
 
 def submit_tpu_vm(specs: list[dict]) -> int:
@@ -260,7 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_specs(args, tpu_slice, specs)
         return 0
     if args.executor == "tpu_vm":
-        return submit_tpu_vm(specs)
+        from xmanager import xm_local
+
+        # The experiment is recorded in XManager's store for its id; gcloud starts the hosts.
+        experiment = xm_local.create_experiment(experiment_title=args.name)
+        return submit_tpu_vm(tpu_vm_specs(args, jobs, tpu_slice, experiment.experiment_id))
     from launch import xm_cloud
 
     launched = asyncio.run(xm_cloud.submit(args, jobs, tpu_slice, _xm_requirements, _ids_env))

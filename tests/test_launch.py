@@ -98,7 +98,9 @@ def test_tpu_vm_spec_starts_every_worker_with_the_same_command():
                                    env={"XM_WORK_UNIT_ID": "1"})
     assert spec["run"][:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "pod"] and "--worker=all" in spec["run"]
     assert "--accelerator-type=v4-32" in spec["create"]
-    assert cloud_specs.trainer_argv_from_tpu_vm(spec["run"]) == job.argv("~/flan jax/.venv/bin/python")
+    assert cloud_specs.trainer_argv_from_tpu_vm(spec["run"]) == job.argv(".venv/bin/python")
+    remote = spec["run"][-1]
+    assert remote.startswith("--command=cd ~/'flan jax' && env XM_WORK_UNIT_ID=1 .venv/bin/python -m flan_trainer")
     with pytest.raises(cloud_specs.SpecError):
         cloud_specs.check_model_dir("/local/dir", "tpu_vm")
 
@@ -150,7 +152,8 @@ def test_cloud_dry_runs_print_specs_that_parse_back(tmp_path, executor, extra):
             argvs += [j["spec"]["template"]["spec"]["containers"][0]["args"] for j in jobs]
         else:  # Vertex: chief pool + workers pool, A100s mapped by XManager
             pools = unit["custom_job"]["worker_pool_specs"]
-            assert [p["replica_count"] for p in pools] == ["1", "1"] or [p["replica_count"] for p in pools] == [1, 1]
+            assert [int(p["replica_count"]) for p in pools] == [1, 1]
+            assert pools[0]["machine_spec"]["accelerator_type"] == "NVIDIA_TESLA_A100"
             assert pools[0]["machine_spec"]["accelerator_count"] == 8
             argvs += [p["container_spec"]["args"] for p in pools]
         assert unit["env"]["XM_WORK_UNIT_NAME"] == unit["work_unit"]

@@ -194,13 +194,19 @@ def test_two_cluster_sweep_through_xmanager_local_executor(tmp_path):
     proc = _xm_launch(["--executor=local", "--suite=embedded", "--clusters=nli,sentiment", "--name=qs",
                        f"--model_dir_root={root}", *TINY_RUN], tmp_path, timeout=900)
     assert proc.returncode == 0, (proc.stdout[-4000:], proc.stderr[-4000:])
+    # The experiment is in XManager's local store, with its two work units.
+    with sqlite3.connect(tmp_path / ".xmanager" / "experiments.sqlite3") as db:
+        experiments = db.execute("SELECT experiment_id, experiment_title FROM experiment").fetchall()
+        work_units = db.execute("SELECT work_unit_id FROM work_unit ORDER BY work_unit_id").fetchall()
+    assert len(experiments) == 1 and experiments[0][1] == "qs" and work_units == [(1,), (2,)]
     # Both work units trained, evaluated their held-out cluster, and recorded their launch ids.
     for cluster, wid in (("nli", 1), ("sentiment", 2)):
         results = json.loads((root / cluster / "eval" / "results.json").read_text())
         assert [c["cluster"] for c in results["clusters"] if c["status"] == "held-out"] == [cluster]
         assert (root / cluster / "checkpoint_4").is_dir()
         header = (root / cluster / "config.gin").read_text().splitlines()[:4]
-        assert f"# XM_WORK_UNIT_ID: {wid}" in header and any(h.startswith("# XM_EXPERIMENT_ID: ") for h in header)
+        assert header == [f"# XM_EXPERIMENT_ID: {experiments[0][0]}", "# XM_EXPERIMENT_TITLE: qs",
+                          f"# XM_WORK_UNIT_ID: {wid}", f"# XM_WORK_UNIT_NAME: qs-{cluster}"]
     # The sweep report: one row per cluster, a table and a plot.
     report = json.loads((root / "report" / "sweep_results.json").read_text())
     assert [r["cluster"] for r in report["clusters"]] == ["nli", "sentiment"] and not report["missing"]
@@ -208,8 +214,3 @@ def test_two_cluster_sweep_through_xmanager_local_executor(tmp_path):
     summary = (root / "report" / "sweep_summary.md").read_text()
     assert "| nli | held-out |" in summary and "| sentiment | held-out |" in summary
     assert (root / "report" / "clusters.png").stat().st_size > 1000
-    # The experiment is in XManager's local store, with its two work units.
-    with sqlite3.connect(tmp_path / ".xmanager" / "experiments.sqlite3") as db:
-        titles = [r[0] for r in db.execute("SELECT experiment_title FROM experiment")]
-        work_units = db.execute("SELECT COUNT(*) FROM work_unit").fetchone()[0]
-    assert titles == ["qs"] and work_units == 2

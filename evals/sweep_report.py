@@ -6,7 +6,7 @@ evals.train_hook / `python -m evals`) into one results-like document and renders
 per-run report's own table and bar plot (evals.report.cluster_table, evals.plots.plot_clusters):
 template mean and best template per cluster, next to the paper's numbers where the suite is FLAN.
 
-    python -m evals.sweep_report --run nli=runs/sweep/nli --run sentiment=runs/sweep/sentiment \
+    python -m evals.sweep_report --run nli=runs/sweep/nli --run sentiment=runs/sweep/sentiment \\
         --output_dir runs/sweep/report [--title "held-out sweep"]
 
 Writes sweep_results.json, sweep_summary.md and clusters.png; a run whose results.json is missing

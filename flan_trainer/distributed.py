@@ -10,11 +10,14 @@
      (or reads TPU_WORKER_HOSTNAMES / TPU_WORKER_ID, as launch/ sets them on GKE).
 Otherwise the run is single-process and nothing is initialised.
 
-`initialize` joins with two bounds: a host that never arrives fails every other host after
-`initialization_timeout_s` with a one-line cause naming the coordinator and the process count, and
-a peer lost during training (its heartbeats stop) makes the coordination service stop every
-survivor within `heartbeat_timeout_s`, naming the lost process (`/job:jax_worker/.../task:N`, where
-N is its process id) instead of leaving it blocked in a collective forever.
+`initialize` joins with two bounds. A host that never arrives: a watchdog fails this process after
+`initialization_timeout_s` with a one-line cause naming the coordinator and the process count (jax
+itself would abort later, with a C++ stack trace). A peer lost during training: every survivor exits
+non-zero within about `heartbeat_timeout_s`, naming it, instead of blocking in a collective forever.
+When a collective with the lost peer fails first, main prints `lost_peer_message` ("lost process
+N"); otherwise jax's coordination service stops the process itself, naming the task ("Task N
+heartbeat timeout" / "stopped sending heartbeats: N"). Either way the checkpoints already written
+stay, and relaunching every process resumes from the last one.
 """
 
 from __future__ import annotations

@@ -2,13 +2,13 @@
 
     # held-out sweep of the embedded suite on this machine (XManager's local executor), then the
     # sweep report (one table and one plot of held-out score per cluster):
-    .venv-launch/bin/python -m launch.xm_launch --executor=local --suite=embedded \
+    .venv-launch/bin/python -m launch.xm_launch --executor=local --suite=embedded \\
         --clusters=nli,sentiment --model_dir_root=runs/sweep --gin_file=runs/quickstart.gin
 
     # the same on TPU VM slices / GKE / Vertex AI; --dry_run prints and validates what would be
     # submitted (command line, environment, resources) without network access:
-    .venv-launch/bin/python -m launch.xm_launch --executor=tpu_vm --accelerator_type=v4-32 \
-        --zone=us-central2-b --model_dir_root=gs://BUCKET/sweep --suite=flan --clusters=nli \
+    .venv-launch/bin/python -m launch.xm_launch --executor=tpu_vm --accelerator_type=v4-32 \\
+        --zone=us-central2-b --model_dir_root=gs://BUCKET/sweep --suite=flan --clusters=nli \\
         --gin_file=models/base.gin --gin_file=runs/finetune.gin --dry_run
 
 Every work unit runs `python -m flan_trainer` with the gin files, `--gin.X=Y` bindings (the sweep
@@ -115,6 +115,11 @@ def build_jobs(args: argparse.Namespace, trainer_args: Sequence[str]) -> list[tu
     return sweep_jobs(base, sweep_params(args), args.model_dir_root)
 
 
+def _repo_pythonpath() -> str:
+    """PYTHONPATH with this checkout first, so local work units run this code."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
+
 def _ids_env(experiment_id: Any, title: str, work_unit_id: Any, name: str) -> dict[str, str]:
     return {"XM_EXPERIMENT_ID": str(experiment_id), "XM_EXPERIMENT_TITLE": title,
             "XM_WORK_UNIT_ID": str(work_unit_id), "XM_WORK_UNIT_NAME": name}
@@ -147,7 +152,8 @@ async def run_local(args: argparse.Namespace, jobs: list[tuple[dict, Job]]) -> d
 
         def generator(point: dict, job: Job):
             async def add_work_unit(work_unit, **_):
-                env = _ids_env(work_unit.experiment_id, args.name, work_unit.work_unit_id, job.name)
+                env = {**_ids_env(work_unit.experiment_id, args.name, work_unit.work_unit_id, job.name),
+                       "PYTHONPATH": _repo_pythonpath()}
                 units.append({"name": job.name, "point": point, "work_unit_id": work_unit.work_unit_id,
                               "model_dir": ast.literal_eval(job.gin_overrides["MODEL_DIR"]),
                               "command": job.argv(python)})
@@ -169,8 +175,7 @@ def write_sweep_report(args: argparse.Namespace, launched: dict[str, Any]) -> in
            "--label", f"xm_experiment_id={launched['experiment_id']}"]
     for unit in launched["work_units"]:
         cmd += ["--run", f"{unit['name'].removeprefix(args.name + '-')}={unit['model_dir']}"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.call(cmd, env=env, cwd=str(REPO))
+    return subprocess.call(cmd, env={**os.environ, "PYTHONPATH": _repo_pythonpath()})
 
 
 # ---------------------------------------------------------------- cloud executors (specs, submit)
@@ -245,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from absl import flags
 
     flags.FLAGS([sys.argv[0], *xm_flags], known_only=True)  # XManager reads its absl flags
+    if args.executor == "local":  # work units and the report agree on MODEL_DIR whatever their cwd
+        args.model_dir_root = os.path.abspath(args.model_dir_root)
     jobs = build_jobs(args, trainer_args)
     if args.executor == "local":
         if args.dry_run:

@@ -40,11 +40,11 @@ def test_lost_process_stops_the_survivor_and_relaunch_resumes(tmp_path):
         "--initialization_timeout_s=120", "--log_level=INFO"])
     procs, logs = _run(job, tmp_path, "run")
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 600  # a bound on a hang, not a timing
         while not _complete_checkpoints(model_dir) and time.monotonic() < deadline:
             assert all(p.poll() is None for p in procs), (tmp_path / "run0.log").read_text()[-3000:]
             time.sleep(0.5)
-        assert _complete_checkpoints(model_dir), "no checkpoint within 240 s"
+        assert _complete_checkpoints(model_dir), "no checkpoint within 600 s"
         procs[1].kill()
         killed = time.monotonic()
         code = procs[0].wait(timeout=HEARTBEAT_S + 60)
@@ -54,13 +54,16 @@ def test_lost_process_stops_the_survivor_and_relaunch_resumes(tmp_path):
     survivor = (tmp_path / "run0.log").read_text()
     assert code != 0
     assert elapsed < HEARTBEAT_S + 30, f"survivor took {elapsed:.0f}s"
-    assert re.search(r"lost process 1\b|Task 1 heartbeat timeout", survivor), survivor[-3000:]
+    # Named by our message when a collective with it failed first, else by jax's coordination
+    # service, which stops the survivor once the lost process misses its heartbeats.
+    assert re.search(r"lost process 1\b|Task 1 heartbeat timeout|stopped sending heartbeats\):\s*1\b",
+                     survivor), survivor[-3000:]
 
     last = _complete_checkpoints(model_dir)[-1]
     resumed = job_from_args("mh", [*job.args()[2:]]).with_bindings(TRAIN_STEPS=last + 2)
     procs, logs = _run(resumed, tmp_path, "again")
     try:
-        codes = [p.wait(timeout=240) for p in procs]
+        codes = [p.wait(timeout=600) for p in procs]
     finally:
         _stop(procs, logs)
     log = (tmp_path / "again0.log").read_text()

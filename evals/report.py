@@ -137,7 +137,8 @@ def _run_lines(run: Mapping[str, Any]) -> list[str]:
     return [f"- {k}: `{v}`" for k, v in run.items() if not isinstance(v, Mapping | list)]
 
 
-def _cluster_table(results: Mapping[str, Any]) -> list[str]:
+def cluster_table(results: Mapping[str, Any]) -> list[str]:
+    """Markdown rows: each cluster's template mean and best template next to the paper's numbers."""
     lines = [
         "| cluster | status | datasets | template mean | best template | paper FLAN 137B "
         "| GPT-3 zero-shot | GPT-3 few-shot |",
@@ -190,7 +191,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         f"Paper numbers: {paper_scores.SOURCE} (FLAN 137B zero-shot, cluster averages over the "
         "paper's subset of datasets; a small model is not expected to reach them).",
     ]
-    parts = [title, "", *_run_lines(run), "", *notes, "", "## Clusters", "", *_cluster_table(results)]
+    parts = [title, "", *_run_lines(run), "", *notes, "", "## Clusters", "", *cluster_table(results)]
     parts += ["", "## Datasets", "", *_dataset_table(results), "", "## Templates", ""]
     parts += _template_table(results)
     return "\n".join(parts) + "\n"

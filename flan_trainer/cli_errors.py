@@ -86,8 +86,12 @@ def explain(exc: BaseException) -> tuple[int, str | None]:
     from flan_trainer import checkpoints
     from flan_trainer.faults import NonFiniteLossError
 
+    from flan_trainer.distributed import EXIT_MULTIHOST, DistributedStartupError
+
     if isinstance(exc, GinConfigError):
         return EXIT_CONFIG, str(exc)
+    if isinstance(exc, DistributedStartupError):
+        return EXIT_MULTIHOST, str(exc)
     if isinstance(exc, checkpoints.CheckpointCorruptError | checkpoints.CheckpointMismatchError
                   | checkpoints.CheckpointNotFoundError):
         return EXIT_CHECKPOINT, str(exc)

@@ -12,7 +12,7 @@ import ast
 import logging
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import gin
 
@@ -77,10 +77,24 @@ def _findable(name: str, search_paths: Sequence[str]) -> bool:
     return pathlib.Path(name).is_file() or any((root / name).is_file() for root in roots)
 
 
+# Set by launch/ (XManager work units): which experiment and work unit started this run.
+LAUNCH_ENV_VARS = ("XM_EXPERIMENT_ID", "XM_EXPERIMENT_TITLE", "XM_WORK_UNIT_ID", "XM_WORK_UNIT_NAME")
+
+
+def launch_labels(environ: Mapping[str, str] | None = None) -> list[str]:
+    """`NAME: value` for each launch variable that is set (empty when started by hand)."""
+    environ = os.environ if environ is None else environ
+    return [f"{name}: {environ[name]}" for name in LAUNCH_ENV_VARS if environ.get(name)]
+
+
 def write_operative_config(model_dir: str) -> str:
-    """Writes gin's operative config (every binding actually used) to MODEL_DIR/config.gin."""
+    """Writes gin's operative config (every binding actually used) to MODEL_DIR/config.gin.
+
+    The launch labels (XManager experiment and work unit) head the file as comments.
+    """
     path = os.path.join(model_dir, "config.gin")
     os.makedirs(model_dir, exist_ok=True)
+    header = "".join(f"# {line}\n" for line in launch_labels())
     with open(path, "w") as f:
-        f.write(gin.operative_config_str())
+        f.write(header + ("\n" if header else "") + gin.operative_config_str())
     return path

@@ -15,11 +15,15 @@ Flags (T5X conventions):
                        'none' turns it off. A re-run of the same config loads its train step from it.
 Exit status: 0 done; 1 stopped by an error (a NaN loss, or an unexpected one); 2 configuration
 (gin syntax, unknown binding); 3 checkpoint (damaged, not matching the model, missing); 4 file
-system (MODEL_DIR not writable, disk full). Failures end with one line 'error: <cause>. Fix: ...'.
+system (MODEL_DIR not writable, disk full); 5 multi-host (a host never arrived, or one was lost).
+Failures end with one line 'error: <cause>. Fix: ...'.
 A damaged latest checkpoint stops the run unless --gin.RESTORE_FALLBACK=True, which resumes from
 the newest checkpoint that restores cleanly (the damaged one is moved aside, never deleted).
-Multi-host: on TPU VMs jax finds its peers itself; elsewhere set JAX_COORDINATOR_ADDRESS,
-JAX_NUM_PROCESSES and JAX_PROCESS_ID (launch/local.py does this for local rehearsals).
+Multi-host (flan_trainer/distributed.py): TPU pods and SLURM jobs are detected; otherwise pass
+  --coordinator_address=HOST:PORT --num_processes=N --process_id=I (or the JAX_COORDINATOR_ADDRESS,
+  JAX_NUM_PROCESSES, JAX_PROCESS_ID variables; launch/ sets them). A host that does not arrive
+  fails the others after --initialization_timeout_s; a host lost mid-run stops the others after
+  --heartbeat_timeout_s, naming it.
 """
 
 from __future__ import annotations
@@ -45,34 +49,52 @@ def _parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--dry_run", action="store_true")
     parser.add_argument("--compilation_cache_dir", default=None)
     parser.add_argument("--log_level", default="INFO")
+    parser.add_argument("--coordinator_address", default=None, help="HOST:PORT of process 0")
+    parser.add_argument("--num_processes", type=int, default=None)
+    parser.add_argument("--process_id", type=int, default=None)
+    parser.add_argument("--initialization_timeout_s", type=int, default=None,
+                        help="how long to wait for every host to join (default 300)")
+    parser.add_argument("--heartbeat_timeout_s", type=int, default=None,
+                        help="a host silent this long is declared lost (default 100)")
     return parser.parse_args(rest), bindings
 
 
-def _maybe_initialize_distributed() -> None:
-    """Joins a multi-process job when the environment describes one."""
-    import jax
+def _join_job(args: argparse.Namespace):
+    """Joins a multi-process job when flags or the environment describe one (flan_trainer.distributed)."""
+    from flan_trainer import distributed
 
-    if os.environ.get("JAX_COORDINATOR_ADDRESS") and int(os.environ.get("JAX_NUM_PROCESSES", "1")) > 1:
-        if jax.default_backend() == "cpu" or os.environ.get("JAX_PLATFORMS", "") == "cpu":
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(
-            coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
-            num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
-            process_id=int(os.environ["JAX_PROCESS_ID"]),
-        )
+    timeouts = {k: v for k, v in (("initialization_timeout_s", args.initialization_timeout_s),
+                                  ("heartbeat_timeout_s", args.heartbeat_timeout_s)) if v is not None}
+    spec = distributed.detect({"coordinator_address": args.coordinator_address,
+                               "num_processes": args.num_processes, "process_id": args.process_id}, **timeouts)
+    distributed.initialize(spec)
+    return spec
 
 
 def _run(args: argparse.Namespace, bindings: list[str]):
-    from flan_trainer import cli_errors, compile_cache, gin_utils
+    from flan_trainer import cli_errors, compile_cache, distributed, gin_utils
     from flan_trainer.train import train
 
     try:
         gin_utils.parse_gin(args.gin_file, bindings, [p for p in args.gin_search_paths.split(",") if p])
     except (SyntaxError, ValueError, FileNotFoundError) as e:
         raise cli_errors.GinConfigError(cli_errors.describe_gin_error(e)) from e
+    for line in gin_utils.launch_labels():
+        logging.getLogger("flan_trainer").info("launched by %s", line)
     cache = compile_cache.enable(args.compilation_cache_dir)  # before anything is compiled
-    _maybe_initialize_distributed()
-    result = train(dry_run=args.dry_run)
+    spec = _join_job(args)
+    try:
+        result = train(dry_run=args.dry_run)
+    except Exception as e:
+        import jax
+
+        if not spec.multi_process or not isinstance(e, jax.errors.JaxRuntimeError):
+            raise
+        # A collective with a lost peer failed. Name the lost process, then leave at once: a normal
+        # exit would wait in jax's shutdown barrier for a process that will never arrive.
+        logging.getLogger("flan_trainer").exception("training stopped")
+        print(distributed.lost_peer_message(spec, e), file=sys.stderr, flush=True)
+        os._exit(distributed.EXIT_MULTIHOST)
     if cache is not None:
         logging.getLogger("flan_trainer").info(cache.summary())
     return result

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the project's virtual environment in .venv with pinned dependencies.
-# Usage: bash scripts/setup_env.sh [--interop] [--beam]
+# Usage: bash scripts/setup_env.sh [--interop] [--beam] [--launch]
 #   --interop adds torch + transformers for parity tests
 #   --beam    also creates .venv-beam, the Apache Beam extra for `python -m flan_tasks cache`: its own venv
 #             because apache-beam 2.77 needs numpy<2.5, protobuf<7, pillow<13, pyarrow<26 (see requirements-beam.txt)
+#   --launch  also creates .venv-launch with XManager (launch/xm_launch.py); its dependencies
+#             (protobuf<7) do not fit the training pins, so it is a separate environment
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,12 +23,13 @@ find_python() {
 }
 
 stamp=.venv/.installed-$(cat requirements.txt constraints-py312.txt requirements-interop.txt setup.py | sha1sum | cut -c1-12)
-want_interop=0; want_beam=0
+want_interop=0; want_beam=0; want_launch=0
 for arg in "$@"; do
   case "$arg" in
     --interop) want_interop=1 ;;
     --beam) want_beam=1 ;;
-    *) echo "error: unknown option $arg (use --interop and/or --beam)" >&2; exit 2 ;;
+    --launch) want_launch=1 ;;
+    *) echo "error: unknown option $arg (use --interop, --beam and/or --launch)" >&2; exit 2 ;;
   esac
 done
 
@@ -63,4 +66,16 @@ if [[ $want_beam == 1 ]]; then
     touch "$beam_stamp"
   fi
   echo "[setup] .venv-beam ready: apache-beam $(.venv-beam/bin/python -c 'import apache_beam; print(apache_beam.__version__)')"
+fi
+
+if [[ $want_launch == 1 ]]; then
+  launch_stamp=.venv-launch/.installed-$(cat requirements-launch.txt constraints-launch-py312.txt | sha1sum | cut -c1-12)
+  if [[ ! -f "$launch_stamp" ]]; then
+    [[ -x .venv-launch/bin/python ]] || "$(find_python)" -m venv .venv-launch
+    echo "[setup] installing XManager into .venv-launch (first time: a few minutes)"
+    .venv-launch/bin/python -m pip install -q --upgrade pip
+    .venv-launch/bin/python -m pip install -q -c constraints-launch-py312.txt -r requirements-launch.txt
+    touch "$launch_stamp"
+  fi
+  echo "[setup] .venv-launch ready (XManager $(.venv-launch/bin/python -c 'import importlib.metadata as m; print(m.version("xmanager"))'))"
 fi

@@ -84,9 +84,8 @@ def _model_dir_summary() -> tuple[str, str]:
 def explain(exc: BaseException) -> tuple[int, str | None]:
     """(exit status, message whose first line is '<cause>. Fix: <fix>'), message None if unknown."""
     from flan_trainer import checkpoints
-    from flan_trainer.faults import NonFiniteLossError
-
     from flan_trainer.distributed import EXIT_MULTIHOST, DistributedStartupError
+    from flan_trainer.faults import NonFiniteLossError
 
     if isinstance(exc, GinConfigError):
         return EXIT_CONFIG, str(exc)

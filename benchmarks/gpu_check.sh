@@ -12,7 +12,7 @@
 # `pip download --no-deps -d .whl gin-config==0.5.0` and carry .whl/ to the machine).
 # Stages print as they finish and the JSON is rewritten after every candidate, so a run stopped by
 # a time limit keeps what finished. Results: benchmarks/results/accelerator_gpu.json (and $OUT/ if
-# set). Knobs: PYTHON, STEPS (default 10), PER_CANDIDATE_S (default 150), TOTAL_S (default 460),
+# set). Knobs: PYTHON, STEPS (default 10), PER_CANDIDATE_S (default 180), TOTAL_S (default 460),
 # EXTRA (more bench_accelerator.py flags, e.g. "--remat_policy minimal").
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +37,7 @@ PY
 out=benchmarks/results/accelerator_gpu.json
 timeout --signal=INT "${TOTAL_S:-460}" "$PYTHON" benchmarks/bench_accelerator.py \
   --sizes base,large --batches 128,64 --seq 512/128 --dtype bfloat16 --steps "${STEPS:-10}" \
-  --candidates ours,hf --scan_layers --remat_policy none --timeout_s "${PER_CANDIDATE_S:-150}" \
+  --candidates ours,hf --scan_layers --remat_policy none --timeout_s "${PER_CANDIDATE_S:-180}" \
   --output "$out" ${EXTRA:-}
 rc=$?
 if [ -n "${OUT:-}" ] && [ -f "$out" ]; then cp "$out" "$OUT/"; fi

@@ -76,29 +76,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from flan_trainer.train import train
 
     gin_utils.parse_gin(args.gin_file, bindings, [p for p in args.gin_search_paths.split(",") if p])
-    from flan_trainer.distributed import DistributedStartupError
+    from flan_trainer import distributed
 
     for line in gin_utils.launch_labels():
         logging.getLogger("flan_trainer").info("launched by %s", line)
     try:
         spec = _join_job(args)
-    except DistributedStartupError as e:  # one line: cause and fix
+    except distributed.DistributedStartupError as e:  # one line: cause and fix
         print(f"error: {e}", file=sys.stderr)
         return 3
-    try:
+    with distributed.exit_on_lost_peer(spec):
         result = train(dry_run=args.dry_run)
-    except Exception as e:
-        import jax
-
-        if not spec.multi_process or not isinstance(e, jax.errors.JaxRuntimeError):
-            raise
-        # A collective with a lost peer failed. Name the lost process, then leave at once: a normal
-        # exit would wait in jax's shutdown barrier for a process that will never arrive.
-        from flan_trainer import distributed
-
-        logging.getLogger("flan_trainer").exception("training stopped")
-        print(distributed.lost_peer_message(spec, e), file=sys.stderr, flush=True)
-        os._exit(4)
     if result is not None:
         logging.getLogger("flan_trainer").info(
             "finished at step %d (%s); started at %d (%s)", result.final_step, result.stopped_by,

@@ -22,13 +22,14 @@ stay, and relaunching every process resumes from the last one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -239,3 +240,20 @@ def lost_peer_message(spec: ClusterSpec, error: BaseException) -> str:
     first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
     return (f"error: {spec.describe()}: {who} of the job during training ({first}). Relaunch every "
             "process: training resumes from the last checkpoint in MODEL_DIR.")
+
+
+@contextlib.contextmanager
+def exit_on_lost_peer(spec: ClusterSpec) -> Iterator[None]:
+    """Around training: a collective that failed with a lost peer ends this process with exit code EXIT_MULTIHOST (5)
+    and `lost_peer_message`, at once: a normal exit would wait in jax's shutdown barrier for a process
+    that will never arrive. Other errors, and every error of a single-process run, pass through."""
+    try:
+        yield
+    except Exception as e:
+        import jax
+
+        if not spec.multi_process or not isinstance(e, jax.errors.JaxRuntimeError):
+            raise
+        log.exception("training stopped: a collective with another process failed")
+        print(lost_peer_message(spec, e), file=sys.stderr, flush=True)
+        os._exit(EXIT_MULTIHOST)

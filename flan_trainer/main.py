@@ -83,18 +83,8 @@ def _run(args: argparse.Namespace, bindings: list[str]):
         logging.getLogger("flan_trainer").info("launched by %s", line)
     cache = compile_cache.enable(args.compilation_cache_dir)  # before anything is compiled
     spec = _join_job(args)
-    try:
+    with distributed.exit_on_lost_peer(spec):
         result = train(dry_run=args.dry_run)
-    except Exception as e:
-        import jax
-
-        if not spec.multi_process or not isinstance(e, jax.errors.JaxRuntimeError):
-            raise
-        # A collective with a lost peer failed. Name the lost process, then leave at once: a normal
-        # exit would wait in jax's shutdown barrier for a process that will never arrive.
-        logging.getLogger("flan_trainer").exception("training stopped")
-        print(distributed.lost_peer_message(spec, e), file=sys.stderr, flush=True)
-        os._exit(distributed.EXIT_MULTIHOST)
     if cache is not None:
         logging.getLogger("flan_trainer").info(cache.summary())
     return result

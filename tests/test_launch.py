@@ -124,8 +124,10 @@ def _tricky_args() -> list[str]:
 @needs_xm
 @pytest.mark.parametrize("executor,extra", [
     ("tpu_vm", ["--accelerator_type=v4-32", "--zone=us-central2-b"]),
-    ("gke", ["--accelerator_type=v4-32", "--topology=2x2x4", "--image=gcr.io/p/flan:1"]),
-    ("vertex", ["--accelerator_type=a100x8x2", "--image=gcr.io/p/flan:1"]),
+    # XManager's cloud modules import the Kubernetes and Vertex AI clients (slow to import).
+    pytest.param("gke", ["--accelerator_type=v4-32", "--topology=2x2x4", "--image=gcr.io/p/flan:1"],
+                 marks=pytest.mark.slow),
+    pytest.param("vertex", ["--accelerator_type=a100x8x2", "--image=gcr.io/p/flan:1"], marks=pytest.mark.slow),
 ])
 def test_cloud_dry_runs_print_specs_that_parse_back(tmp_path, executor, extra):
     gin_files = ["models/base.gin", "runs/finetune.gin"]

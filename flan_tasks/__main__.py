@@ -101,9 +101,12 @@ def cmd_cache(args, names) -> None:
     config = cache_lib.SuiteConfig(args.suite, args.vocabulary, args.extra_ids, args.tfds_data_dir)
     config.register()
     tasks = cache_lib.training_tasks(args.mixture, args.task)
-    built, skipped = cache_beam.build_cache(
-        config, tasks, args.output_cache_dir, splits=args.splits.split(","),
-        pipeline_args=args.pipeline_args, overwrite=args.overwrite)
+    try:
+        built, skipped = cache_beam.build_cache(
+            config, tasks, args.output_cache_dir, splits=args.splits.split(","),
+            pipeline_args=args.pipeline_args, overwrite=args.overwrite, label=(args.mixture or tasks)[0])
+    except FileNotFoundError as exc:  # TFDS data not prepared: one line naming all of it
+        raise SystemExit(f"error: {exc}") from None
     for name in skipped:
         print(f"already cached (use --overwrite to rebuild): {name}")
     for name in built:

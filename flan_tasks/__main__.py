@@ -5,7 +5,7 @@ manifest MIXTURE [--json], cache (build the offline seqio cache on Apache Beam; 
 extra), prepare (list / build the TFDS datasets a mixture reads). `render` accepts few-shot task
 names (`..._16shot`) and registers that variant with the default budget first.
 
-  python -m flan_tasks --suite embedded cache --mixture embedded_held_out_nli_train \
+  python -m flan_tasks --suite embedded cache --mixture embedded_held_out_nli_train \\
       --output_cache_dir=DIR [--vocabulary=byte|SPM_PATH] [--runner=DataflowRunner ...]
   python -m flan_tasks --suite flan prepare --mixture flan_held_out_nli_train --data_dir=DIR [--check]
 
@@ -136,7 +136,8 @@ def cmd_prepare(args, names) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the CLI."""
-    parser = argparse.ArgumentParser(prog="python -m flan_tasks", description="Inspect FLAN task suites.")
+    parser = argparse.ArgumentParser(prog="python -m flan_tasks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=("embedded", "flan"), default="embedded")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("clusters", help="clusters and their held-out training clusters").set_defaults(fn=cmd_clusters)

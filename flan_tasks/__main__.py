@@ -5,7 +5,7 @@ manifest MIXTURE [--json], cache (build the offline seqio cache on Apache Beam; 
 extra), prepare (list / build the TFDS datasets a mixture reads). `render` accepts few-shot task
 names (`..._16shot`) and registers that variant with the default budget first.
 
-  python -m flan_tasks --suite embedded cache --mixture embedded_held_out_nli_train \
+  python -m flan_tasks --suite embedded cache --mixture embedded_held_out_nli_train \\
       --output_cache_dir=DIR [--vocabulary=byte|SPM_PATH] [--runner=DataflowRunner ...]
   python -m flan_tasks --suite flan prepare --mixture flan_held_out_nli_train --data_dir=DIR [--check]
 
@@ -101,9 +101,12 @@ def cmd_cache(args, names) -> None:
     config = cache_lib.SuiteConfig(args.suite, args.vocabulary, args.extra_ids, args.tfds_data_dir)
     config.register()
     tasks = cache_lib.training_tasks(args.mixture, args.task)
-    built, skipped = cache_beam.build_cache(
-        config, tasks, args.output_cache_dir, splits=args.splits.split(","),
-        pipeline_args=args.pipeline_args, overwrite=args.overwrite)
+    try:
+        built, skipped = cache_beam.build_cache(
+            config, tasks, args.output_cache_dir, splits=args.splits.split(","),
+            pipeline_args=args.pipeline_args, overwrite=args.overwrite, label=(args.mixture or tasks)[0])
+    except FileNotFoundError as exc:  # TFDS data not prepared: one line naming all of it
+        raise SystemExit(f"error: {exc}") from None
     for name in skipped:
         print(f"already cached (use --overwrite to rebuild): {name}")
     for name in built:
@@ -133,7 +136,8 @@ def cmd_prepare(args, names) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser of the CLI."""
-    parser = argparse.ArgumentParser(prog="python -m flan_tasks", description="Inspect FLAN task suites.")
+    parser = argparse.ArgumentParser(prog="python -m flan_tasks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=("embedded", "flan"), default="embedded")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("clusters", help="clusters and their held-out training clusters").set_defaults(fn=cmd_clusters)

@@ -88,13 +88,31 @@ def _add_task(pipeline: beam.Pipeline, config: cache_lib.SuiteConfig, task_name:
     )
 
 
+def _check_tfds_prepared(task_names: Sequence[str], label: str) -> None:
+    """Every TFDS dataset the tasks read must be prepared: name all missing ones at once."""
+    from flan_tasks import prepare
+
+    seen: dict[str, prepare.SourceStatus] = {}
+    for task_name in task_names:
+        for name, (tasks, data_dir) in prepare.tfds_sources(task_name).items():
+            if name not in seen:
+                seen[name] = prepare.source_status(name, tasks, data_dir)
+    missing = [s for s in seen.values() if not s.prepared]
+    if missing:
+        raise FileNotFoundError(prepare.missing_sources_message(missing, label))
+
+
 def build_cache(config: cache_lib.SuiteConfig, task_names: Sequence[str], cache_dir: str,
                 splits: Sequence[str] = ("train",), pipeline_args: Sequence[str] = (),
-                overwrite: bool = False) -> tuple[list[str], list[str]]:
-    """Cache the named (registered) tasks under cache_dir; returns (built, skipped as complete)."""
+                overwrite: bool = False, label: str | None = None) -> tuple[list[str], list[str]]:
+    """Cache the named (registered) tasks under cache_dir; returns (built, skipped as complete).
+
+    label names the tasks in errors (the mixture they came from; default: the first task).
+    """
     from apache_beam.options.pipeline_options import PipelineOptions
 
     config.register()
+    _check_tfds_prepared(task_names, label or task_names[0])
     todo, skipped = [], []
     for name in task_names:
         if cache_lib.is_completed(cache_dir, name) and not overwrite:

@@ -170,16 +170,18 @@ class EvalMesh:
 _DEFAULTS: dict[Any, EvalMesh] = {}
 
 
-def resolve(mesh: EvalMesh | Mesh | None) -> EvalMesh:
-    """An EvalMesh from an EvalMesh, a bare Mesh (standard rules) or None (all devices on 'data').
+def resolve(mesh: EvalMesh | Mesh | None, rules: partitioning.LogicalRules | None = None) -> EvalMesh:
+    """An EvalMesh from an EvalMesh, a bare Mesh or None (all devices on 'data'), with `rules`
+    (default T5X's standard ones).
 
-    Bare meshes and None map to one shared EvalMesh each, so repeated calls reuse its programs.
+    Bare meshes and None map to one shared EvalMesh per (mesh, rules), so repeated calls (in-loop
+    evaluation every EVAL_PERIOD steps) reuse its compiled programs.
     """
     if isinstance(mesh, EvalMesh):
         return mesh
-    key = mesh if mesh is not None else tuple(jax.devices())
+    key = (mesh if mesh is not None else tuple(jax.devices()), tuple(rules or ()))
     if key not in _DEFAULTS:
-        _DEFAULTS[key] = EvalMesh(mesh)
+        _DEFAULTS[key] = EvalMesh(mesh, rules)
     return _DEFAULTS[key]
 
 

@@ -155,6 +155,19 @@ def evaluate_generation(
         model, params, examples, batch_size, max_decode_length=max_decode_length,
         method=method, num_beams=num_beams, alpha=alpha, mesh=mesh,
     )
+    return score_generation(ids, examples, vocabulary, metric_names, postprocess_fn=postprocess_fn, options=options)
+
+
+def score_generation(
+    ids: Sequence[np.ndarray],
+    examples: Sequence[GenExample],
+    vocabulary: Any,
+    metric_names: Sequence[str],
+    *,
+    postprocess_fn: Callable | None = None,
+    options: Sequence[str] | None = None,
+) -> GenResult:
+    """Host side of generation evaluation: detokenise, postprocess and score decoded ids."""
     texts = [_as_str(vocabulary.decode([int(t) for t in x])) for x in ids]
     predictions = [_postprocess(postprocess_fn, t, e.row, False) for t, e in zip(texts, examples, strict=True)]
     targets = [[_postprocess(postprocess_fn, r, e.row, True) for r in e.references] for e in examples]
@@ -169,7 +182,7 @@ def evaluate_generation(
         scores.update(metrics.compute_metrics(text_names, targets, predictions, options=options or None))
     return GenResult(
         example_indices=[e.example_index for e in examples],
-        token_ids=ids,
+        token_ids=list(ids),
         texts=texts,
         predictions=predictions,
         targets=targets,

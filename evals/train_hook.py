@@ -15,7 +15,7 @@ from typing import Any
 
 import gin
 
-from evals import report
+from evals import eval_mesh, report
 from evals.runner import evaluate
 
 log = logging.getLogger(__name__)
@@ -50,17 +50,24 @@ class HeldOutEval:
     held_in_clusters: clusters also scored at the end, for comparison ('all' = every cluster of
       the suite that the run trained on, () = none).
     held_in_max_templates: score only the first N templates of held-in datasets (the held-out
-      cluster always gets all of them).
+      cluster always gets all of them in the final pass).
+    periodic_max_templates: the periodic pass scores only each held-out dataset's first N templates.
+
+    Runs on the training mesh with the parameters in their training shardings (evals.eval_mesh),
+    so it works on several processes: every host evaluates, gets the same scalars, and only
+    process 0 writes the report and prints the table.
     """
 
     def __init__(self, batch_size: int = 32, periodic_max_examples: int | None = 50,
                  final_max_examples: int | None = None, held_in_clusters: Sequence[str] | str = "all",
-                 held_in_max_templates: int | None = None, method: str = "greedy") -> None:
+                 held_in_max_templates: int | None = None, method: str = "greedy",
+                 periodic_max_templates: int | None = None) -> None:
         self.batch_size = batch_size
         self.periodic_max_examples = periodic_max_examples
         self.final_max_examples = final_max_examples
         self.held_in_clusters = held_in_clusters
         self.held_in_max_templates = held_in_max_templates
+        self.periodic_max_templates = periodic_max_templates
         self.method = method
 
     def _held_in(self, ctx) -> list[str]:
@@ -79,20 +86,26 @@ class HeldOutEval:
         if not clusters:
             return None
         max_examples = self.final_max_examples if final else self.periodic_max_examples
-        templates, status, seconds = [], {}, 0.0
+        templates, status, seconds, compiles = [], {}, 0.0, 0
+        mesh = eval_mesh.resolve(ctx.mesh, ctx.rules)  # shared: programs compile once per run
         for cluster in clusters:
+            if cluster == ctx.held_out_cluster:
+                max_templates = None if final else self.periodic_max_templates
+            else:
+                max_templates = self.held_in_max_templates
             res = evaluate(ctx.model, params, ctx.suite, cluster, ctx.vocabulary, self.batch_size,
                            max_examples=max_examples, training_mixture=ctx.mixture, method=self.method,
-                           split="both" if final else "reported", plots=False,
-                           max_templates=None if cluster == ctx.held_out_cluster else self.held_in_max_templates)
+                           split="both" if final else "reported", plots=False, max_templates=max_templates,
+                           mesh=mesh)
             templates += res["templates"]
             status.update({c["cluster"]: c["status"] for c in res["clusters"]})
             seconds += res["run"]["seconds"]
+            compiles += res["run"]["compiled_programs"]
         run = {"suite": ctx.suite, "cluster": ctx.held_out_cluster or "all", "step": step,
                "training_mixture": ctx.mixture, "max_examples": max_examples, "seconds": round(seconds, 2),
-               "batch_size": self.batch_size}
+               "batch_size": self.batch_size, "compiled_programs": compiles}
         results = report.build_results(run, templates, status)
-        if final:
+        if final and eval_mesh.is_main_process():
             out_dir = os.path.join(ctx.model_dir, "eval")
             report.write_report(results, out_dir, plots=True)
             print(f"\nZero-shot evaluation at step {step} (scores 0-100; report in {out_dir}/summary.md)")

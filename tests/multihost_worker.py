@@ -13,6 +13,12 @@ shared MODEL_DIR, restores it onto the same shardings, restores the iterator sta
 step from the restored state. The
 ``single`` run reads both data shards itself and assembles the same global batches, as a reference.
 It writes what it saw as JSON.
+
+Evaluation phase (``_eval_phase``, issue 11): before training, the initial parameters are scored
+on the embedded nli cluster through evals (rank classification per example, greedy decoding of the
+same prompts, and ``runner.evaluate`` writing a report) on the (2, 2) mesh across both processes;
+the ``single`` run does the same on ONE device as the reference. After training, the in-loop hook
+``evals.train_hook.HeldOutEval`` runs on the trained, sharded parameters on both hosts.
 """
 
 import functools
@@ -124,6 +130,40 @@ def _leaves_equal(a, b) -> bool:
     return True
 
 
+EVAL_TASK = "embedded_fact_nli_t0_test_rank"
+
+
+def _eval_phase(model, params, mesh, rules, report_dir):
+    """Per-example rank scores, decoded tokens and report scalars of `params` on `mesh`.
+
+    Every process calls this with the same arguments; each feeds only its rows of every eval batch.
+    """
+    from evals import eval_mesh, generation, rank_classification, runner, train_hook
+
+    ev = eval_mesh.resolve(mesh, rules)
+    examples = rank_classification.load_rank_task(EVAL_TASK, "test", max_examples=6)
+    ranked = rank_classification.rank_examples(model, params, examples, 4, mesh=ev)
+    prompts = [generation.GenExample(e.example_index, e.inputs, ("",), 4) for e in examples]
+    tokens = generation.decode_examples(model, params, prompts, 4, max_decode_length=4, mesh=ev)
+    res = runner.evaluate(model, params, "embedded", "nli", batch_size=4, output_dir=report_dir, max_examples=4,
+                          split="reported", max_templates=1, plots=False, mesh=ev,
+                          training_mixture=MIXTURE)
+    return {"scores": [s.tolist() for s in ranked.scores], "predictions": ranked.predictions,
+            "tokens": [t.tolist() for t in tokens], "report_scalars": train_hook._scalars(res),
+            "compiled_programs": res["run"]["compiled_programs"], "eval_mesh_shape": res["run"]["mesh_shape"]}
+
+
+def _in_loop_eval(model, mesh, rules, model_dir, params, step):
+    """The training loop's held-out evaluation hook on the trained (sharded) parameters."""
+    from evals.train_hook import HeldOutEval
+    from flan_trainer.tasks_setup import build_vocabulary
+    from flan_trainer.train import TrainContext
+
+    ctx = TrainContext(model, mesh, rules, model_dir, build_vocabulary(), "embedded", "nli", MIXTURE)
+    hook = HeldOutEval(batch_size=4, periodic_max_examples=4, periodic_max_templates=1)
+    return hook(ctx, step, params, final=False)
+
+
 def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU cross-process collectives
     jax.distributed.initialize(f"127.0.0.1:{port}", num_processes=2, process_id=pid,
@@ -131,6 +171,10 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     assert jax.device_count() == 4 and jax.local_device_count() == 2
     t0 = time.perf_counter()
     model, optimizer, rules, mesh, state, shardings, step_fn = _setup()
+    t_eval0 = time.perf_counter()
+    evaluated = _eval_phase(model, state.params, mesh, rules, os.path.join(model_dir, f"eval_report_p{pid}"))
+    t0 += time.perf_counter() - t_eval0  # reported separately below
+    seconds_eval = time.perf_counter() - t_eval0
     make = lambda start=0, resume_dir=None: input_pipeline.get_train_iterator(  # noqa: E731
         MIXTURE, LENGTHS, BATCH, model.feature_converter_cls, mesh, SEED, start_step=start, resume_dir=resume_dir)
     it = make()
@@ -161,6 +205,9 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
     # One more step, uninterrupted and from the restored state with the resumed batch.
     state, cont_loss, _ = _train(step_fn, state, [batch_next], start=STEPS)
     restored, resumed_loss, _ = _train(step_fn, restored, [resumed_batch], start=STEPS)
+    t_resume = time.perf_counter()
+    in_loop = _in_loop_eval(model, mesh, rules, model_dir, state.params, STEPS + 1)
+    seconds_in_loop = time.perf_counter() - t_resume
     t_resume = time.perf_counter()
 
     # The same checkpoint restored onto a mesh whose 'model' axis crosses processes (heads, mlp and
@@ -203,7 +250,9 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
         "restored_b_digest": restored_b_digest,
         "restored_b_specs_ok": restored_b_specs_ok,
         "loss_b": loss_b[0],
-        "seconds": {"setup": t_batches - t0, "digests": t_data - t_batches, "train": t_train - t_data,
+        "eval": evaluated,
+        "in_loop_scalars": in_loop,
+        "seconds": {"eval": seconds_eval, "in_loop_eval": seconds_in_loop,"setup": t_batches - t0, "digests": t_data - t_batches, "train": t_train - t_data,
                     "checkpoint_resume": t_resume - t_train, "model_across_processes": t_end - t_resume},
     }, open(out_path, "w"))
     multihost_utils.sync_global_devices("done")
@@ -212,7 +261,10 @@ def run_multi(pid: int, port: int, model_dir: str, out_path: str) -> None:
 
 def run_single(out_path: str) -> None:
     """The same run in one process: it reads both host shards and assembles each global batch."""
-    model, _, _, mesh, state, _, step_fn = _setup()
+    model, _, rules, mesh, state, _, step_fn = _setup()
+    # The evaluation reference: the same eval on ONE device.
+    one = partitioning.make_mesh(mesh_shape=(1, 1), devices=jax.devices()[:1])
+    evaluated = _eval_phase(model, state.params, one, rules, None)
     shards = [input_pipeline.get_host_dataset(
         MIXTURE, LENGTHS, BATCH // 2, model.feature_converter_cls, seqio.ShardInfo(i, 2), SEED,
         shuffle=True, pack=True).as_numpy_iterator() for i in range(2)]
@@ -224,7 +276,7 @@ def run_single(out_path: str) -> None:
     init_digest = _global_digest(state, mesh)
     _, losses, grad_norms = _train(step_fn, state, batches)
     json.dump({"global_digests": [_global_digest(b, mesh) for b in batches], "init_digest": init_digest,
-               "losses": losses, "grad_norms": grad_norms}, open(out_path, "w"))
+               "losses": losses, "grad_norms": grad_norms, "eval": evaluated}, open(out_path, "w"))
 
 
 if __name__ == "__main__":

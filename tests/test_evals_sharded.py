@@ -5,6 +5,7 @@ Uses the real EncoderDecoderModel (tiny fp32 T5 whose 2 heads, mlp and vocab spl
 'model' axis) and the conftest's 8 virtual CPU devices.
 """
 
+import dataclasses
 import re
 
 import jax
@@ -51,6 +52,7 @@ def _assert_same(ref, got):
         np.testing.assert_array_equal(b, a)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mesh_shape,batch_sizes", [((8, 1), (8, 16)), ((4, 2), (3, 12))])
 def test_same_results_on_meshes_and_batch_sizes(setup, mesh_shape, batch_sizes):
     model, params, ranks, gens, ref = setup
@@ -96,3 +98,16 @@ def test_each_device_of_a_data_mesh_computes_an_eighth_of_the_batch(setup):
     hlo = compiled.as_text()
     assert re.search(rf"s32\[{batch // 8},{lin}\]", hlo) and not re.search(rf"s32\[{batch},{lin}\]", hlo)
     assert not re.search(r"all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter", hlo)
+
+
+@pytest.mark.slow
+def test_cross_attention_cache_gives_the_same_tokens_sharded(setup):
+    """Decoding that re-projects the encoder output at every step (cache_cross_attention=False)
+    gives the tokens of the cached default, here sharded over (8, 1)."""
+    model, params, _, gens, (_, ref_ids) = setup
+    assert model.config.cache_cross_attention  # the reference decoded with the cache (the default)
+    plain = model_api.EncoderDecoderModel(dataclasses.replace(TINY, cache_cross_attention=False))
+    ev = eval_mesh.EvalMesh(partitioning.make_mesh(mesh_shape=(8, 1)))
+    ids = generation.decode_examples(plain, params, gens, 8, max_decode_length=DECODE_LEN, mesh=ev)
+    for a, b in zip(ref_ids, ids, strict=True):
+        np.testing.assert_array_equal(b, a)

@@ -22,8 +22,7 @@ _STORAGE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk 
                    errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
                    errno.EPERM: "operation not permitted", errno.ENOTDIR: "a path component is not a directory"}
 # How the same conditions read when they come back through TensorStore / Orbax as plain text.
-_STORAGE_TEXT = {"no space left on device": "no space left on device", "disk quota exceeded": "disk quota exceeded",
-                 "read-only file system": "read-only file system", "permission denied": "permission denied"}
+_STORAGE_TEXT = ("no space left on device", "disk quota exceeded", "read-only file system", "permission denied")
 
 
 class GinConfigError(ValueError):
@@ -43,7 +42,7 @@ def describe_gin_error(exc: Exception) -> str:
     if isinstance(exc, SyntaxError):
         where = f"{exc.filename or 'a --gin. binding'}" + (f" line {exc.lineno}" if exc.lineno else "")
         text = f": `{exc.text.strip()}`" if exc.text else ""
-        return (f"gin syntax error in {where}: {exc.msg}{text}. Fix: correct that line; values are gin "
+        return (f"gin syntax error in {where}: {str(exc.msg).rstrip('.')}{text}. Fix: correct that line; values are gin "
                 "literals (strings in quotes, e.g. --gin.MODEL_DIR=\"'/path/run'\").")
     if isinstance(exc, FileNotFoundError):
         return f"{exc} Fix: check the file name, or add its folder with --gin_search_paths."
@@ -60,8 +59,8 @@ def _storage_cause(exc: BaseException) -> tuple[str, str] | None:
             return _STORAGE_ERRNOS[e.errno], str(e.filename or "")
     for e in _chain(exc):
         lowered = str(e).lower()
-        for needle, cause in _STORAGE_TEXT.items():
-            if needle in lowered:
+        for cause in _STORAGE_TEXT:
+            if cause in lowered:
                 return cause, ""
     return None
 

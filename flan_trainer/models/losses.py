@@ -6,8 +6,45 @@ softmax normaliser; it keeps logits from drifting and costs nothing at inference
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+
+
+def _forward(logits: jax.Array, targets: jax.Array, z_loss: float) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    # float32 only inside the reductions: XLA fuses the casts into the max/exp-sum passes.
+    logits32 = logits.astype(jnp.float32)
+    log_z = jax.nn.logsumexp(jax.lax.stop_gradient(logits32), axis=-1)
+    target_logit = jnp.take_along_axis(logits32, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    z_term = z_loss * jnp.square(log_z)
+    return (log_z - target_logit + z_term, z_term), log_z
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _cross_entropy(logits: jax.Array, targets: jax.Array, z_loss: float) -> tuple[jax.Array, jax.Array]:
+    return _forward(logits, targets, z_loss)[0]
+
+
+def _cross_entropy_fwd(logits, targets, z_loss):
+    out, log_z = _forward(logits, targets, z_loss)
+    # Residuals: the logits as they came (activation dtype) and log Z [tokens]; autodiff would
+    # also keep float32 [tokens, vocab] intermediates alive until the backward pass.
+    return out, (logits, targets, log_z)
+
+
+def _cross_entropy_bwd(z_loss, residuals, cotangents):
+    logits, targets, log_z = residuals
+    g_loss, g_z = cotangents
+    probs = jnp.exp(logits.astype(jnp.float32) - log_z[..., None])
+    # d(log Z)/d logits = softmax; loss = log Z - logit[t] + z * log Z^2; z_term = z * log Z^2.
+    dlog_z = g_loss * (1.0 + 2.0 * z_loss * log_z) + g_z * 2.0 * z_loss * log_z
+    onehot = jax.nn.one_hot(targets, logits.shape[-1], dtype=jnp.float32)
+    grad = probs * dlog_z[..., None] - onehot * g_loss[..., None]
+    return grad.astype(logits.dtype), None
+
+
+_cross_entropy.defvjp(_cross_entropy_fwd, _cross_entropy_bwd)
 
 
 def cross_entropy_with_logits(
@@ -15,14 +52,12 @@ def cross_entropy_with_logits(
 ) -> tuple[jax.Array, jax.Array]:
     """Per-token ``(cross_entropy + z_loss term, z_loss term)`` for integer ``targets``.
 
-    Gathers the target logit instead of multiplying by a one-hot, so memory stays
-    ``O(tokens * vocab)`` for the logits only.
+    Gathers the target logit instead of multiplying by a one-hot, computes in float32 inside
+    the reductions only, and has a hand-written backward pass that keeps just the logits and
+    ``log Z`` (the softmax is recomputed), so the loss holds no extra ``[tokens, vocab]`` float32
+    copies between the forward and backward passes.
     """
-    logits = logits.astype(jnp.float32)
-    log_z = jax.nn.logsumexp(logits, axis=-1)
-    target_logit = jnp.take_along_axis(logits, targets[..., None].astype(jnp.int32), axis=-1)[..., 0]
-    z_term = z_loss * jnp.square(log_z)
-    return log_z - target_logit + z_term, z_term
+    return _cross_entropy(logits, targets, float(z_loss))
 
 
 def token_log_likelihood(logits: jax.Array, targets: jax.Array) -> jax.Array:

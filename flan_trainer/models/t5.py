@@ -290,9 +290,12 @@ class Decoder(nn.Module):
             # T5X scales tied logits by 1/sqrt(d_model).
             logits = embedder.attend(x).astype(jnp.float32) / jnp.sqrt(jnp.float32(x.shape[-1]))
         else:
-            logits = L.Dense(cfg.vocab_size, ("embed", "vocab"), dtype=jnp.float32, name="logits_dense")(
-                x.astype(jnp.float32)
-            )
+            # Operands in the activation dtype (bf16 matmul speed), float32 accumulation and logits;
+            # the loss then needs no further float32 copy of the [tokens, vocab] logits.
+            logits = L.Dense(
+                cfg.vocab_size, ("embed", "vocab"), dtype=cfg.activation_dtype, output_dtype=jnp.float32,
+                name="logits_dense",
+            )(x)
         return L.constrain(logits, ("batch", "length", "vocab"))
 
     def _train_self_bias(

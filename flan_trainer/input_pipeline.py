@@ -125,7 +125,9 @@ def get_host_dataset(
         use_cached=use_cached_tasks,
         shuffle=shuffle,
         num_epochs=num_epochs,
-        shard_info=shard_info,
+        # One shard is all the data: no shard_info, so seqio does not list source files (which it
+        # cannot for TFDS names without a config, e.g. 'paws_wiki:1.1.0').
+        shard_info=shard_info if shard_info.num_shards > 1 else None,
         seed=seed,
         verbose=False,
     )

@@ -121,7 +121,7 @@ def _resume(args, cores: int) -> dict:
             if at:
                 out["consume_s"] = round(time.perf_counter() - t0, 1)  # what a replay would redo
             t0 = time.perf_counter()
-            assert data_checkpoint.save_iterator(it, work / tag, 0, fp)
+            assert data_checkpoint.save_iterator(it, data_checkpoint.data_dir(work / tag), 0, fp)
             out[f"save_s_{tag}"] = round(time.perf_counter() - t0, 2)
             out[f"state_mb_{tag}"] = round(data_checkpoint.read_fingerprint(work / tag, 0)["bytes"] / 1e6, 1)
             want = {k: v.numpy() for k, v in next(it).items()}
@@ -230,23 +230,24 @@ def main(argv: list[str] | None = None) -> dict | None:
         "spm", "mixture", "batch", "batches", "warmup", "mock_examples", "cache_dir", "resume_batches",
         "resume_batch", "resume_from")]
     cores = [int(c) for c in args.cores.split(",")]
-    results = []
+    from results_io import write_results  # benchmarks/ is on sys.path when run as a script
+
+    results: list[dict] = []
+    report: dict = {}
     for mode in args.modes.split(","):
         for n in ([1] if mode == "resume" else cores):
             results.append(_run_worker(args, mode, n))
-    from results_io import write_results  # benchmarks/ is on sys.path when run as a script
-
-    report = {
-        "benchmark": "flan input pipeline: template + tokenize + pack 1024/256, mock TFDS data with real "
-                     "length distributions (flan_tasks/flan/mock_data.FIELD_WORDS)",
-        "mixture": args.mixture, "spm": args.spm, "batch_rows": args.batch,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_avg_at_end": os.getloadavg()},
-        "results": results, "ratios": _ratios(results),
-    }
+            report = {
+                "benchmark": "flan input pipeline: template + tokenize + pack 1024/256, mock TFDS data with "
+                             "real length distributions (flan_tasks/flan/mock_data.FIELD_WORDS)",
+                "mixture": args.mixture, "spm": args.spm, "batch_rows": args.batch,
+                "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                            "load_avg": os.getloadavg()},
+                "results": results, "ratios": _ratios(results),
+            }
+            write_results(report, args.out)  # after every setting: a long run keeps what it measured
     print(_table(results))
     print(json.dumps(report["ratios"]))
-    write_results(report, args.out)
     return report
 
 

@@ -177,10 +177,10 @@ class TrainIterator(Iterator[dict[str, jax.Array]]):
             "mixture": self.mixture,
         }
 
-    def save_state(self, ckpt_dir: Any) -> bool:
-        """Write this host's iterator state into a checkpoint_<step> dir (data_checkpoint layout)."""
+    def save_state(self, folder: Any) -> bool:
+        """Write this host's iterator state into ``folder`` (see data_checkpoint for the layout)."""
         fingerprint = {**self.fingerprint, "steps": self.step}
-        return data_checkpoint.save_iterator(self._host_iter, ckpt_dir, jax.process_index(), fingerprint)
+        return data_checkpoint.save_iterator(self._host_iter, folder, jax.process_index(), fingerprint)
 
 
 def _fingerprint(mixture: str, lengths: Mapping[str, int], host_batch_size: int, seed: int,

@@ -208,7 +208,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--spm", default=str(DEFAULT_SPM), help="T5 SentencePiece model path")
     parser.add_argument("--mixture", default="flan_all_train")
     parser.add_argument("--batch", type=int, default=8, help="packed rows per batch (one host)")
-    parser.add_argument("--batches", type=int, default=40, help="batches timed per setting")
+    # Enough batches that the timed window spans many 1024-example packing groups (seqio packs
+    # padded batches of max(lengths) examples) and is not just the warm-up buffers draining.
+    parser.add_argument("--batches", type=int, default=400, help="batches timed per setting")
     parser.add_argument("--warmup", type=int, default=5, help="batches read before timing (fills buffers)")
     parser.add_argument("--mock_examples", type=int, default=64, help="mock records per dataset and split")
     parser.add_argument("--modes", default="baseline,onthefly,resume", help="comma list; add 'cache' with --cache_dir")

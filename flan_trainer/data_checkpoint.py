@@ -89,9 +89,9 @@ def publish(ckpt_dir: epath.PathLike, process_index: int) -> None:
     for f in [*_files(src), pending / f"{src.name}.json"]:  # _files has no .json: it moves last
         f.rename(final / f.name)
     try:
-        pending.rmdir()  # empty once every host has moved its files
+        pending.rmdir()  # empty once every host has moved its files; the last one removes it
         pending.parent.rmdir()
-    except OSError:
+    except (OSError, ValueError):  # epath raises ValueError for a directory that is not empty
         pass
 
 

@@ -118,8 +118,9 @@ def render_choice_tf(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """(inputs, targets) of template `index`, rendering only that template.
 
-    tf.switch_case runs one branch per call: rendering all templates and gathering one (what this
-    did before) cost ~10x the string work per training example for the same result.
+    tf.switch_case runs one branch per call, where rendering every template and gathering one did
+    ~10x the string work for the same result (whether that shows end to end, next to tokenisation
+    and packing, is for benchmarks/bench_flan_pipeline.py to tell; its first run was inconclusive).
     """
     def branch(template: Template):
         return lambda: (render_tf(template.inputs, record, include_options),

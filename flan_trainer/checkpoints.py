@@ -3,7 +3,7 @@
 Layout: ``MODEL_DIR/checkpoint_<step>/state`` (the train state, an Orbax PyTree item) and
 ``MODEL_DIR/checkpoint_<step>/data_state`` (a small JSON item: steps and examples consumed, seed,
 mixture name), plus ``checkpoint_<step>/data/host_<i>.*``: each host's input iterator state
-(flan_trainer/data_checkpoint.py), written after the step directory is complete. Orbax writes each step into a temporary directory and renames it only when every
+(flan_trainer/data_checkpoint.py), written before the orbax save and moved in after it. Orbax writes each step into a temporary directory and renames it only when every
 item is complete, so a save that dies half way never replaces or damages the last good checkpoint.
 
 Every restore first compares the checkpoint's metadata with the target (paths, shapes, dtypes) and
@@ -332,8 +332,8 @@ class CheckpointManager:
         """Save if ``step`` is on the period (or ``force``); returns whether a checkpoint was written.
 
         A step that already has a checkpoint is left untouched (returns False). ``data_iterator``
-        (e.g. input_pipeline.TrainIterator) has ``save_state(step_dir)``: every host writes its
-        input pipeline state into the finished step directory (flan_trainer/data_checkpoint.py).
+        (e.g. input_pipeline.TrainIterator) has ``save_state(folder)``: every host writes its
+        input pipeline state beside the checkpoint (flan_trainer/data_checkpoint.py).
         """
         step = int(step)
         if not force and not self.should_save(step):
@@ -341,13 +341,18 @@ class CheckpointManager:
         if step in self._manager.all_steps() or step_dir(self.model_dir, step).exists():
             logger.info("checkpoint for step %d already exists in %s; not overwriting", step, self.model_dir)
             return False
+        if data_iterator is not None:
+            from flan_trainer import data_checkpoint  # tensorflow: only when there is a pipeline
+
+            # Written before the step directory can be complete, moved into it after (see there).
+            data_iterator.save_state(data_checkpoint.pending_dir(step_dir(self.model_dir, step)))
         items = {STATE_ITEM: ocp.args.PyTreeSave(state)}
         items[DATA_ITEM] = ocp.args.JsonSave(dict(data_state or {}))
         items[INTEGRITY_ITEM] = ocp.args.JsonSave(integrity.manifest(state))
         saved = self._manager.save(step, args=ocp.args.Composite(**items), force=True)
         self._manager.wait_until_finished()
         if saved and data_iterator is not None:
-            data_iterator.save_state(step_dir(self.model_dir, step))
+            data_checkpoint.publish(step_dir(self.model_dir, step), jax.process_index())
         return bool(saved)
 
     def restore(self, step: int | None, abstract_state: PyTree) -> tuple[PyTree, dict[str, Any] | None]:

@@ -139,7 +139,9 @@ def get_host_dataset(
         use_cached=use_cached_tasks,
         shuffle=shuffle,
         num_epochs=num_epochs,
-        shard_info=shard_info,
+        # One shard is all the data: no shard_info, so seqio does not list source files (which it
+        # cannot for TFDS names without a config, e.g. 'paws_wiki:1.1.0').
+        shard_info=shard_info if shard_info.num_shards > 1 else None,
         seed=seed,
         verbose=False,
     )
@@ -189,10 +191,10 @@ class TrainIterator(Iterator[dict[str, jax.Array]]):
             "mixture": self.mixture,
         }
 
-    def save_state(self, ckpt_dir: Any) -> bool:
-        """Write this host's iterator state into a checkpoint_<step> dir (data_checkpoint layout)."""
+    def save_state(self, folder: Any) -> bool:
+        """Write this host's iterator state into ``folder`` (see data_checkpoint for the layout)."""
         fingerprint = {**self.fingerprint, "steps": self.step}
-        return data_checkpoint.save_iterator(self._host_iter, ckpt_dir, jax.process_index(), fingerprint)
+        return data_checkpoint.save_iterator(self._host_iter, folder, jax.process_index(), fingerprint)
 
 
 def _fingerprint(mixture: str, lengths: Mapping[str, int], host_batch_size: int, seed: int,

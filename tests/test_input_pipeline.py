@@ -9,6 +9,7 @@ import seqio
 import tensorflow as tf
 from jax.sharding import Mesh
 
+from flan_trainer import data_checkpoint
 from flan_trainer import input_pipeline as ip
 
 NUM_EXAMPLES = 40
@@ -71,9 +72,14 @@ def test_global_batches_and_exact_resume(mixture, tmp_path, caplog):
         ip.get_train_iterator, mixture, LENGTHS, 8, seqio.EncDecFeatureConverter, mesh, seed=17)
     full_it = make()
     full = _batches(full_it, 4)
-    # The iterator state after 4 batches, as a checkpoint saves it beside the train state.
-    assert full_it.save_state(tmp_path / "checkpoint_4")
-    assert sorted(p.name for p in (tmp_path / "checkpoint_4" / "data").iterdir())[-1] == "host_0.json"
+    # The iterator state after 4 batches, as a checkpoint saves it: first pending, then moved into
+    # the finished step directory (a resume finds it in either place).
+    ckpt = tmp_path / "checkpoint_4"
+    assert full_it.save_state(data_checkpoint.pending_dir(ckpt))
+    assert data_checkpoint.read_fingerprint(ckpt, 0)["steps"] == 4
+    data_checkpoint.publish(ckpt, 0)
+    assert sorted(p.name for p in (ckpt / "data").iterdir())[-1] == "host_0.json"
+    assert not (tmp_path / data_checkpoint.PENDING_DIR).exists()
     full += _batches(full_it, 3)
     first = full[0]
     assert set(first) >= {"encoder_input_tokens", "decoder_target_tokens", "encoder_segment_ids"}

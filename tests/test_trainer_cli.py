@@ -202,6 +202,9 @@ def test_sigkill_after_checkpoint_then_restart_logs_the_same_losses(tmp_path, ja
     final, how, start, source = _finished(restart.stderr)
     assert (final, how, start) == (N, "completed", HALF)
     assert f"checkpoint_{HALF}" in source
+    # The input pipeline came back from the iterator state saved with the checkpoint (no replay).
+    assert (model_dir / f"checkpoint_{HALF}" / "data" / "host_0.json").exists()
+    assert f"input pipeline restored from its saved state at batch {HALF}" in restart.stderr
     # The restarted process logged exactly the steps after the checkpoint, into its own event file ...
     assert sorted(_file_losses(_event_files(model_dir)[-1])) == list(range(HALF + 1, N + 1))
     # ... with the losses of the uninterrupted run.

@@ -205,6 +205,10 @@ def test_sigkill_after_checkpoint_then_restart_logs_the_same_losses(tmp_path, ja
     # The input pipeline came back from the iterator state saved with the checkpoint (no replay).
     assert (model_dir / f"checkpoint_{HALF}" / "data" / "host_0.json").exists()
     assert f"input pipeline restored from its saved state at batch {HALF}" in restart.stderr
+    # The restart is a second run of the same config with a warm persistent compilation cache
+    # (JAX_COMPILATION_CACHE_DIR): its train step is loaded, not compiled again.
+    assert "compilation cache HIT: jit_flan_train_step loaded from" in restart.stderr, restart.stderr[-3000:]
+    assert "compilation cache MISS: jit_flan_train_step" not in restart.stderr
     # The restarted process logged exactly the steps after the checkpoint, into its own event file ...
     assert sorted(_file_losses(_event_files(model_dir)[-1])) == list(range(HALF + 1, N + 1))
     # ... with the losses of the uninterrupted run.

@@ -8,13 +8,7 @@ already runs the same configuration twice: a separate pair of CLI runs here cost
 
 from __future__ import annotations
 
-import pathlib
-
 from flan_trainer import compile_cache
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-TINY_GIN = REPO / "tests" / "data" / "tiny_train.gin"
-STEP = "jit_flan_train_step"
 
 
 def test_cache_dir_resolution_order(tmp_path, monkeypatch):

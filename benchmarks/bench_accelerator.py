@@ -52,12 +52,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from results_io import write_results  # noqa: E402
+from synthetic_batch import VOCAB, make_data  # noqa: E402
 
 from flan_trainer import flops  # noqa: E402  (pure Python: imports neither jax nor torch)
 
 # T5.1.1 sizes (flan_trainer.models.config.PRESETS; repeated here so the parent and the HF child
 # never import jax). Vocabulary 32128 throughout.
-VOCAB = 32128
 SIZES = {
     "tiny": dict(emb_dim=128, num_heads=4, head_dim=32, mlp_dim=256, num_encoder_layers=2, num_decoder_layers=2),
     "small": dict(emb_dim=512, num_heads=6, head_dim=64, mlp_dim=1024, num_encoder_layers=8, num_decoder_layers=8),
@@ -144,23 +144,6 @@ class Stages:
     def save(self) -> None:
         if self.path:
             pathlib.Path(self.path).write_text(json.dumps(self.result, indent=1))
-
-
-def make_data(batch: int, input_len: int, target_len: int, seed: int = 0) -> dict:
-    """Random non-padding tokens (ids 2..vocab-1), EOS-terminated; decoder inputs shifted right."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    enc = rng.integers(2, VOCAB, (batch, input_len), dtype=np.int32)
-    tgt = rng.integers(2, VOCAB, (batch, target_len), dtype=np.int32)
-    enc[:, -1] = 1
-    tgt[:, -1] = 1
-    return {
-        "encoder_input_tokens": enc,
-        "decoder_input_tokens": np.pad(tgt, ((0, 0), (1, 0)))[:, :-1],
-        "decoder_target_tokens": tgt,
-        "decoder_loss_weights": np.ones_like(tgt, dtype=np.float32),
-    }
 
 
 def _timed_steps(step, n: int) -> list[float]:

@@ -34,7 +34,8 @@ import subprocess
 import sys
 import time
 
-from results_io import write_results  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from results_io import write_results  # noqa: E402
+from synthetic_batch import VOCAB, make_data  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.modules.setdefault("triton", None)  # triton's LLVM aborts a process that also loads XLA's
@@ -47,7 +48,6 @@ SIZES = {
     "small": dict(emb_dim=512, num_heads=6, head_dim=64, mlp_dim=1024, num_encoder_layers=8, num_decoder_layers=8),
     "tiny": dict(emb_dim=128, num_heads=4, head_dim=32, mlp_dim=256, num_encoder_layers=2, num_decoder_layers=2),
 }
-VOCAB = 32128
 
 # XLA:CPU flag sets tried with --variants (each in its own process). Names are for the table.
 XLA_FLAG_VARIANTS = {
@@ -88,24 +88,6 @@ def set_threads(threads: int) -> int:
     if threads and threads < len(cores):
         os.sched_setaffinity(0, cores[:threads])
     return len(os.sched_getaffinity(0))
-
-
-def make_data(batch: int, input_len: int, target_len: int, seed: int = 0) -> dict:
-    """Random non-padding tokens (ids 2..vocab-1), EOS-terminated; decoder inputs shifted right."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    enc = rng.integers(2, VOCAB, (batch, input_len), dtype=np.int32)
-    tgt = rng.integers(2, VOCAB, (batch, target_len), dtype=np.int32)
-    enc[:, -1] = 1
-    tgt[:, -1] = 1
-    dec = np.pad(tgt, ((0, 0), (1, 0)))[:, :-1]
-    return {
-        "encoder_input_tokens": enc,
-        "decoder_input_tokens": dec,
-        "decoder_target_tokens": tgt,
-        "decoder_loss_weights": np.ones_like(tgt, dtype=np.float32),
-    }
 
 
 # ------------------------------------------------------------------------------------------

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import pathlib
 import platform
 import re
+import subprocess
 import sys
 import time
 
@@ -33,6 +35,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -50,6 +53,8 @@ from flan_trainer.tasks_setup import build_vocabulary, register_suite  # noqa: E
 # gin/models/tiny.gin's shape with the byte vocabulary the embedded suite uses in tests.
 EVAL_CONFIG = dict(emb_dim=128, num_heads=4, head_dim=32, mlp_dim=256, num_encoder_layers=2,
                    num_decoder_layers=2, dtype="float32")
+# XLA's pass that hoists loop-invariant work (the recompute path's K/V projection) out of while loops.
+NO_LICM = "while-loop-invariant-code-motion"
 # Part 2: T5.1.1-small widths, 2+2 layers, T5's vocabulary (the logits cost is realistic).
 DECODE_CONFIG = dict(vocab_size=32128, emb_dim=512, num_heads=8, head_dim=64, mlp_dim=1024,
                      num_encoder_layers=2, num_decoder_layers=2, dtype="float32")
@@ -95,31 +100,59 @@ def bench_cluster(cluster: str, batch_size: int, max_examples: int | None) -> di
             "scores_equal_across_meshes": bool(same), "runs": rows}
 
 
-def bench_decode(batch: int, input_len: int, output_len: int, reps: int) -> dict:
+def _cache_mb(model, params, batch_in: dict, output_len: int, method: str, beams: int) -> float:
+    """Decode-cache size as the decoding loop carries it (after expanding to beams for beam search)."""
+    from flan_trainer import decoding
+    from flan_trainer.models.t5 import cache_batch_axes
+
+    def cache_shapes(p, b):
+        enc = b["encoder_input_tokens"]
+        encoded = model.encode(p, enc)
+        dummy = jnp.zeros((enc.shape[0], output_len + 1), jnp.int32)
+        _, new = model.module.apply({"params": p}, encoded, enc, dummy, decode=True, mutable=["cache"],
+                                    method="decode")
+        cache = new["cache"]
+        return decoding.expand_to_beams(cache, beams, cache_batch_axes(cache)) if method == "beam" else cache
+
+    shapes = jax.eval_shape(cache_shapes, params, batch_in)
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes)) / 1e6
+
+
+def bench_decode(batch: int, input_len: int, output_len: int, reps: int, methods: tuple[str, ...]) -> dict:
+    """Cached vs re-projected cross-attention, per decoding method, alternating runs."""
     cfg = TransformerConfig(**DECODE_CONFIG, cache_cross_attention=True)
     model_cached, params = _init(cfg)
     model_plain = model_api.EncoderDecoderModel(dataclasses.replace(cfg, cache_cross_attention=False))
+    models = (("cached", model_cached), ("recompute", model_plain))
     rng = np.random.default_rng(0)
     enc = rng.integers(2, 32000, (batch, input_len)).astype(np.int32)
-    batch_in = {"encoder_input_tokens": enc, "decoder_input_tokens": np.zeros((batch, output_len), np.int32)}
-    fns = {name: jax.jit(lambda p, b, m=m: m.predict_batch(p, b, max_decode_length=output_len, eos_id=-1))
-           for name, m in (("cached", model_cached), ("recompute", model_plain))}
-    tokens, times = {}, {name: [] for name in fns}
-    for name, fn in fns.items():
-        tokens[name] = np.asarray(fn(params, batch_in))  # compile + warm-up
-    for _ in range(reps):  # alternate, so both see the same machine load
+    batch_in = {"encoder_input_tokens": enc}
+    out = {"batch": batch, "input_len": input_len, "output_len": output_len, "reps": reps, "beams": 4,
+           "xla_flags": os.environ.get("XLA_FLAGS", ""), "methods": {}}
+    for method in methods:
+        fns = {name: jax.jit(lambda p, b, m=m, how=method: m.predict_batch(
+                   p, b, method=how, max_decode_length=output_len, num_beams=4, eos_id=-1))
+               for name, m in models}
+        tokens, times = {}, {name: [] for name in fns}
         for name, fn in fns.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn(params, batch_in))
-            times[name].append(time.perf_counter() - start)
-    best = {name: min(t) for name, t in times.items()}
-    loop_dots = {name: _loop_body_dots(fn.lower(params, batch_in).compile().as_text()) for name, fn in fns.items()}
-    return {"batch": batch, "input_len": input_len, "output_len": output_len, "reps": reps,
+            tokens[name] = np.asarray(fn(params, batch_in))  # compile + warm-up
+        for _ in range(reps):  # alternate, so both see the same machine load
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                jax.block_until_ready(fn(params, batch_in))
+                times[name].append(time.perf_counter() - start)
+        best = {name: min(t) for name, t in times.items()}
+        out["methods"][method] = {
             "seconds_best": best, "seconds_all": times,
             "generated_tokens_per_s": {n: batch * output_len / s for n, s in best.items()},
             "speedup_cached": best["recompute"] / best["cached"],
             "tokens_equal": bool(np.array_equal(tokens["cached"], tokens["recompute"])),
-            "decode_loop_body_dots": loop_dots}
+            "decode_loop_body_dots": {n: _loop_body_dots(fn.lower(params, batch_in).compile().as_text())
+                                      for n, fn in fns.items()},
+            "cache_mb": {n: round(_cache_mb(m, params, batch_in, output_len, method, 4), 1) for n, m in models}}
+        print(f"  decode {method} ({'XLA LICM off' if NO_LICM in out['xla_flags'] else 'XLA default'}): "
+              f"{json.dumps(out['methods'][method]['seconds_best'])}", flush=True)
+    return out
 
 
 def _loop_body_dots(hlo: str) -> int:
@@ -138,6 +171,36 @@ def _loop_body_dots(hlo: str) -> int:
     return count
 
 
+def _decode_without_licm(args) -> dict:
+    """The decode part again in a child process whose XLA does not hoist loop-invariant work.
+
+    That is what "re-project the encoder output at every step" costs when the compiler does not
+    rescue it; the cached program does the same work either way.
+    """
+    env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") + f" --xla_disable_hlo_passes={NO_LICM}"}
+    cmd = [sys.executable, __file__, "--skip_cluster", "--decode_worker", "--reps", str(args.reps),
+           "--decode_batch", str(args.decode_batch), "--decode_methods", args.decode_methods]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"decode child failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def _print_decode(decode: dict) -> None:
+    first = next(iter(decode.values()))
+    print(f"\ndecode {first['batch']} x {first['input_len']} -> {first['output_len']} tokens "
+          f"(1 device, EOS off, beam: {first['beams']} beams)")
+    print(f"{'XLA':<13} {'method':<7} {'recompute s':>11} {'cached s':>9} {'speedup':>8} {'same tokens':>11} "
+          f"{'loop dots r/c':>13} {'cache MB r/c':>13}")
+    for xla, d in decode.items():
+        for method, r in d["methods"].items():
+            s, dots, mb = r["seconds_best"], r["decode_loop_body_dots"], r["cache_mb"]
+            print(f"{xla:<13} {method:<7} {s['recompute']:>11.2f} {s['cached']:>9.2f} {r['speedup_cached']:>7.2f}x "
+                  f"{str(r['tokens_equal']):>11} {dots['recompute']:>6}/{dots['cached']:<6} "
+                  f"{mb['recompute']:>6}/{mb['cached']:<6}")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cluster", default="reading_comprehension", help="an embedded-suite cluster")
@@ -146,6 +209,10 @@ def main(argv=None) -> int:
     p.add_argument("--decode_batch", type=int, default=8)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--skip_cluster", action="store_true")
+    p.add_argument("--decode_methods", default="greedy,beam", help="comma-separated: greedy, beam")
+    p.add_argument("--skip_no_licm", action="store_true",
+                   help="skip the decode run with XLA's while-loop invariant code motion disabled")
+    p.add_argument("--decode_worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default=str(RESULTS_DIR / "eval_cluster.json"))
     args = p.parse_args(argv)
 
@@ -161,13 +228,14 @@ def main(argv=None) -> int:
                 print(f"{name:<18} {kind:<5} {r['tasks']:>5} {r['examples']:>8} {r['seconds']:>7.1f} "
                       f"{r['examples_per_s']:>7.1f} {r['options_per_s']:>7.1f} {r['generated_tokens_per_s']:>7.1f} "
                       f"{r['compiled_programs']:>8}")
-    result["decode"] = d = bench_decode(args.decode_batch, 512, 64, args.reps)
-    print(f"\ndecode {d['batch']} x {d['input_len']} -> {d['output_len']} tokens (greedy, 1 device):")
-    for name in ("recompute", "cached"):
-        print(f"  cross-attention {name:<9} {d['seconds_best'][name]:7.2f} s  "
-              f"{d['generated_tokens_per_s'][name]:8.1f} tok/s")
-    print(f"  cached speedup {d['speedup_cached']:.2f}x; tokens equal: {d['tokens_equal']}; matmuls in the "
-          f"compiled decode loop body: {d['decode_loop_body_dots']}")
+    methods = tuple(args.decode_methods.split(","))
+    if args.decode_worker:  # a child with the loop-invariant code motion pass disabled
+        print(json.dumps(bench_decode(args.decode_batch, 512, 64, args.reps, methods)), flush=True)
+        return 0
+    result["decode"] = {"xla default": bench_decode(args.decode_batch, 512, 64, args.reps, methods)}
+    if not args.skip_no_licm:
+        result["decode"]["xla licm off"] = _decode_without_licm(args)
+    _print_decode(result["decode"])
     write_results(result, args.out)
     return 0
 

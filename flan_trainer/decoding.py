@@ -18,6 +18,7 @@ import jax.numpy as jnp
 
 TokensToLogits = Callable[[jax.Array, Any], tuple[jax.Array, Any]]
 NEG_INF = -1.0e7  # T5X's "minus infinity" for beam scores (finite, so arithmetic stays safe)
+SHARED = -1  # a cache leaf's "batch axis" when the leaf is per input row and shared by its beams
 
 
 def brevity_penalty(alpha: float, length: jax.Array | int) -> jax.Array:
@@ -130,7 +131,7 @@ def _gather_beams(tree: Any, parents: jax.Array, batch: int, beams: int, batch_a
     """Reorders every leaf's ``batch*beams`` axis by ``parents [batch, beams]`` (scalars kept)."""
 
     def gather(x, axis):
-        if x.ndim == 0:
+        if x.ndim == 0 or axis == SHARED:
             return x
         grouped = x.reshape(*x.shape[:axis], batch, beams, *x.shape[axis + 1 :])
         idx = parents.reshape(*([1] * axis), batch, beams, *([1] * (x.ndim - axis - 1)))
@@ -143,10 +144,13 @@ def expand_to_beams(tree: Any, beams: int, batch_axes: Any = None) -> Any:
     """Repeats every leaf with a batch axis ``beams`` times: ``[b, ...] -> [b*beams, ...]``.
 
     ``batch_axes`` (a tree of ints like ``tree``) names a leaf's batch axis when it is not 0,
-    e.g. a scanned model's cache ``[layers, batch, ...]``.
+    e.g. a scanned model's cache ``[layers, batch, ...]``; ``SHARED`` keeps a leaf as it is
+    (one copy per row that the row's beams share).
     """
     return jax.tree.map(
-        lambda x, axis: x if x.ndim == 0 else jnp.repeat(x, beams, axis=axis), tree, _axes_like(tree, batch_axes)
+        lambda x, axis: x if x.ndim == 0 or axis == SHARED else jnp.repeat(x, beams, axis=axis),
+        tree,
+        _axes_like(tree, batch_axes),
     )
 
 

@@ -12,11 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_trainer import layer_stacking
+from flan_trainer import decoding, layer_stacking
 from flan_trainer.models import layers as L
 from flan_trainer.models import losses
 from flan_trainer.models.config import TransformerConfig
 from flan_trainer.models.model_api import DecoderOnlyModel, EncoderDecoderModel
+from flan_trainer.models.t5 import cache_batch_axes
 
 CFG = TransformerConfig(
     vocab_size=96, emb_dim=32, num_heads=2, num_encoder_layers=2, num_decoder_layers=3,
@@ -132,6 +133,12 @@ def test_cross_attention_cache_is_filled_once_per_input(encdec_params):
     )
     cross = new["cache"]["decoder"]["layers"]["encoder_decoder_attention"]
     assert cross["cached_cross_key"].shape == (3, 2, 8, 2, 16)  # [layers, batch, input_len, heads, head_dim]
+    # Beam search keeps that one copy per input row: expanding to beams repeats the self-attention
+    # cache (batch axis 1 under the scan) but not the cross keys/values, which the beams share.
+    wide = decoding.expand_to_beams(new["cache"], 4, cache_batch_axes(new["cache"]))
+    wide_cross = wide["decoder"]["layers"]["encoder_decoder_attention"]
+    assert wide_cross["cached_cross_key"].shape == (3, 2, 8, 2, 16)
+    assert wide["decoder"]["layers"]["self_attention"]["cached_key"].shape[:2] == (3, 8)
     # Later steps need no encoder output at all.
     with pytest.raises(ValueError, match="needs `encoded`"):
         EncoderDecoderModel(CFG).module.apply(

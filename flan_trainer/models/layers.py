@@ -212,6 +212,25 @@ def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | 
     return jax.nn.dot_product_attention(q, k, v, bias=bias, scale=1.0, implementation=implementation)
 
 
+def _grouped_attention(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None, dtype: jnp.dtype) -> jax.Array:
+    """Attention of ``q [rows*n, lq, h, d]`` over ``k, v [rows, lk, h, d]`` shared by n consecutive rows.
+
+    Beam search keeps one copy of the projected encoder output per input row, not per beam: the
+    beams of a row read the same keys/values, so the cache is ``num_beams`` times smaller and
+    beam reordering never copies it. ``bias`` has ``rows*n`` or ``rows`` (or 1) leading rows.
+    """
+    rows, n = k.shape[0], q.shape[0] // k.shape[0]
+    if rows * n != q.shape[0]:
+        raise ValueError(f"{q.shape[0]} query rows do not group over {rows} key/value rows.")
+    grouped = q.reshape(rows, n, *q.shape[1:])
+    logits = jnp.einsum("bnqhd,bkhd->bnhqk", grouped, k).astype(jnp.float32)
+    if bias is not None:
+        b = bias.astype(jnp.float32)
+        logits = logits + (b.reshape(rows, n, *b.shape[1:]) if b.shape[0] == rows * n else b[:, None])
+    weights = jax.nn.softmax(logits, axis=-1).astype(dtype)
+    return jnp.einsum("bnhqk,bkhd->bnqhd", weights, v)
+
+
 class MultiHeadDotProductAttention(nn.Module):
     """Multi-head attention without 1/sqrt(d) scaling (folded into the query init, as in T5X).
 
@@ -271,6 +290,9 @@ class MultiHeadDotProductAttention(nn.Module):
             out = out.reshape(*out.shape[:2], inner)
             return self._projection("out", inputs_q.shape[-1], ("joined_kv", "embed"), attention_kernel_init)(out)
 
+        if q.shape[0] != k.shape[0]:  # beam search over per-row cached cross keys/values
+            out = _grouped_attention(q, k, v, bias, self.dtype).reshape(q.shape[0], q.shape[1], inner)
+            return self._projection("out", inputs_q.shape[-1], ("joined_kv", "embed"), attention_kernel_init)(out)
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
         if bias is not None:
             logits = logits + bias.astype(jnp.float32)

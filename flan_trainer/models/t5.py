@@ -341,11 +341,15 @@ class Decoder(nn.Module):
 def cache_batch_axes(cache: Any) -> Any:
     """The batch axis of every decode-cache leaf: 1 under a scanned stack ('layers'), else 0.
 
-    Scalars (``cache_index``) get 0 too; decoding leaves them alone.
+    Cached cross-attention keys/values get -1 (``decoding.SHARED``): one copy per input row that
+    all its beams read, never repeated or reordered. Scalars (``cache_index``) get 0; decoding
+    leaves them alone.
     """
 
     def axis(path, leaf) -> int:
         keys = [getattr(p, "key", None) for p in path]
+        if keys and keys[-1] in ("cached_cross_key", "cached_cross_value"):
+            return -1
         return 1 if "layers" in keys else 0
 
     return jax.tree_util.tree_map_with_path(axis, cache)

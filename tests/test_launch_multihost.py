@@ -1,13 +1,19 @@
 """The launcher's multi-host path: two local processes train together; losing one stops the other
-within the heartbeat timeout, naming the lost process; relaunching resumes from the checkpoint."""
+within the heartbeat timeout, naming the lost process; relaunching resumes from the checkpoint;
+`python -m evals` then evaluates that checkpoint as two processes too."""
 
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 
 import pytest
 
 from launch import local
 from launch.experiment import job_from_args
+from launch.local import free_port, process_env
 
 HEARTBEAT_S = 10
 
@@ -70,3 +76,30 @@ def test_lost_process_stops_the_survivor_and_relaunch_resumes(tmp_path):
     assert codes == [0, 0], log[-3000:]
     assert f"starting at step {last} of {last + 2}" in log
     assert last + 2 in _complete_checkpoints(model_dir)
+
+    _evaluate_on_two_processes(model_dir, tmp_path)
+
+
+def _evaluate_on_two_processes(model_dir, tmp_path):
+    """`python -m evals` on 2 processes x 2 devices: both join, each feeds its rows, only process 0
+    writes the report (scores equal to one device are asserted in tests/test_multihost.py)."""
+    out_dir = tmp_path / "eval"
+    argv = [sys.executable, "-m", "evals", f"--checkpoint={model_dir}", "--cluster=nli", "--suite=embedded",
+            "--gin_file=runs/quickstart.gin", "--max_examples=4", "--split=validation", "--batch_size=4",
+            f"--output_dir={out_dir}"]
+    port = free_port()
+    logs = [open(tmp_path / f"eval{i}.log", "w") for i in range(2)]
+    procs = [subprocess.Popen(argv, env={**{k: v for k, v in os.environ.items() if k != "XLA_FLAGS"},
+                                         **process_env(i, 2, port, 2)},
+                              stdout=logs[i], stderr=subprocess.STDOUT) for i in range(2)]
+    try:
+        codes = [p.wait(timeout=600) for p in procs]
+    finally:
+        _stop(procs, logs)
+    texts = [(tmp_path / f"eval{i}.log").read_text() for i in range(2)]
+    assert codes == [0, 0], texts[0][-3000:] + texts[1][-3000:]
+    assert "wrote " in texts[0] and "wrote " not in texts[1]
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["run"]["compiled_programs"] >= 1
+    assert [c["cluster"] for c in results["clusters"]] == ["nli"] and results["templates"]
+    assert all(t["num_examples_validation"] == 4 for t in results["templates"])

@@ -18,8 +18,8 @@ Optimizer state shardings: the unfactored second moment ``v`` of a parameter is 
 the parameter. A factored parameter keeps ``v_row`` (the parameter's shape without its largest
 dimension) and ``v_col`` (without its second-largest); each takes the parameter's
 ``PartitionSpec`` with that dimension dropped, so statistics stay on the devices that hold the
-matching rows/columns. Placeholder ``(1,)`` arrays, step counters and hyperparameters are
-replicated.
+matching rows/columns (for a stacked parameter, by its per-layer factoring). Placeholder ``(1,)``
+arrays, step counters and hyperparameters are replicated.
 """
 
 from __future__ import annotations

@@ -140,7 +140,8 @@ def get_host_dataset(
         shuffle=shuffle,
         num_epochs=num_epochs,
         # One shard is all the data: no shard_info, so seqio does not list source files (which it
-        # cannot for TFDS names without a config, e.g. 'paws_wiki:1.1.0').
+        # cannot for a multi-config TFDS name without a config; the FLAN catalog names one for each,
+        # tests/test_flan_catalog.py, but user tasks may not).
         shard_info=shard_info if shard_info.num_shards > 1 else None,
         seed=seed,
         verbose=False,

@@ -17,8 +17,9 @@ Checkpoints are written in the layout the run uses, so a same-layout resume is b
 checkpoint restored into the other layout gets its parameters converted (``checkpoints.py``);
 its optimizer state is converted by the same rule where it mirrors the parameters (Adafactor's
 unfactored ``v`` and factored ``v_row``/``v_col`` of a stacked ``[L, a, b]`` kernel are the
-per-layer statistics stacked, because its factored dims are the two largest, not the layer axis);
-per-parameter placeholders of shape ``(1,)`` are kept as one placeholder.
+per-layer statistics stacked, because ``optimizers.adafactor`` runs per layer on stacked leaves,
+see ``per_layer_transform``); per-parameter placeholders of shape ``(1,)`` are kept as one
+placeholder.
 """
 
 from __future__ import annotations

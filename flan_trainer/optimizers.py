@@ -8,18 +8,23 @@ as is), update clipping at RMS 1.0, step size multiplied by ``max(rms(param), 1e
 
 ``optax.adafactor`` implements the same algorithm (it was ported from T5X's), so we build on it
 and wrap it in ``optax.inject_hyperparams`` so the learning rate used at each step lives in the
-optimizer state, where the train step reads it for logging.
+optimizer state, where the train step reads it for logging. With scanned layers, Adafactor runs
+on each layer of a stacked parameter separately (``per_layer_transform.per_layer``, T5X's
+``layers`` factor rule): factoring, update clipping and the parameter scale are per layer, so a
+scanned run takes the same steps as an unscanned one and its state is the unscanned state
+stacked.
 
 Optimizer state shardings: the unfactored second moment ``v`` of a parameter is sharded like
 the parameter. A factored parameter keeps ``v_row`` (the parameter's shape without its largest
 dimension) and ``v_col`` (without its second-largest); each takes the parameter's
 ``PartitionSpec`` with that dimension dropped, so statistics stay on the devices that hold the
-matching rows/columns. Placeholder ``(1,)`` arrays, step counters and hyperparameters are
-replicated.
+matching rows/columns (for a stacked parameter, by its per-layer factoring). Placeholder ``(1,)``
+arrays, step counters and hyperparameters are replicated.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gin
@@ -28,6 +33,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from optax._src.factorized import FactoredState
+
+from flan_trainer.per_layer_transform import per_layer, stacked_leaves
 
 # Adafactor arguments that are structural (Python control flow), not numeric hyperparameters.
 _STATIC_ADAFACTOR_ARGS = (
@@ -64,7 +71,7 @@ def adafactor(
         raise ValueError(
             f"clipping_threshold={clipping_threshold} must be >= 1 (T5X uses 1.0) or None."
         )
-    return optax.inject_hyperparams(optax.adafactor, static_args=_STATIC_ADAFACTOR_ARGS)(
+    return optax.inject_hyperparams(_per_layer_adafactor, static_args=_STATIC_ADAFACTOR_ARGS)(
         learning_rate=learning_rate,
         min_dim_size_to_factor=min_dim_size_to_factor,
         decay_rate=decay_rate,
@@ -75,6 +82,11 @@ def adafactor(
         eps=epsilon1,
         factored=factored,
     )
+
+
+@functools.wraps(optax.adafactor)  # inject_hyperparams reads optax.adafactor's signature through this
+def _per_layer_adafactor(*args: Any, **kwargs: Any) -> optax.GradientTransformation:
+    return per_layer(optax.adafactor(*args, **kwargs))
 
 
 def current_learning_rate(opt_state: Any) -> jax.Array | None:
@@ -117,28 +129,31 @@ def _factored_state_specs(state: FactoredState, param_specs: Any, params: Any) -
     """Specs for optax's FactoredState following the rule in the module docstring.
 
     Whether a leaf is factored is read from its shape (placeholders are ``(1,)``), so the
-    optimizer's ``min_dim_size_to_factor`` need not be passed in.
+    optimizer's ``min_dim_size_to_factor`` need not be passed in. A stacked (scanned) parameter
+    is factored per layer: its factored dims are those of one layer, shifted past the layer axis.
     """
+    stacked = stacked_leaves(params)
 
     def stat(drop_largest: bool):
-        def fn(spec, param, leaf):
+        def fn(spec, param, is_stacked, leaf):
             shape = tuple(param.shape)
-            dims = factored_dims(shape, min_dim_size_to_factor=0)
+            lead = 1 if is_stacked else 0
+            dims = factored_dims(shape[lead:], min_dim_size_to_factor=0)
             if dims is None:
                 return PartitionSpec()
-            dim = dims[1] if drop_largest else dims[0]
+            dim = lead + (dims[1] if drop_largest else dims[0])
             if tuple(leaf.shape) != shape[:dim] + shape[dim + 1 :]:
                 return PartitionSpec()  # unfactored placeholder
             return _drop(spec, len(shape), dim)
 
         return fn
 
-    def full(spec, param, leaf):
+    def full(spec, param, _is_stacked, leaf):
         return spec if tuple(leaf.shape) == tuple(param.shape) else PartitionSpec()
 
     def over(fn, tree):
         return jax.tree.map(
-            fn, param_specs, params, tree, is_leaf=lambda x: isinstance(x, PartitionSpec)
+            fn, param_specs, params, stacked, tree, is_leaf=lambda x: isinstance(x, PartitionSpec)
         )
 
     return FactoredState(

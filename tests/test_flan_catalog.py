@@ -93,3 +93,16 @@ def test_translation_covers_both_directions():
     for x in ("de", "tr", "cs", "fi", "ro", "ru"):
         assert {f"wmt16_en_{x}", f"wmt16_{x}_en"} <= pairs
     assert {"wmt14_en_fr", "wmt14_fr_en", "para_crawl_en_es", "para_crawl_es_en"} <= pairs
+
+
+def test_every_tfds_name_resolves_to_one_config():
+    """seqio's TfdsDataSource.files() (per-host shards) raises for a multi-config name without a config."""
+    import tensorflow_datasets as tfds
+
+    for spec in SPECS.values():
+        name, config = (spec.tfds_name.split(":")[0].split("/", 1) + [None])[:2]
+        configs = [c.name for c in tfds.builder_cls(name).BUILDER_CONFIGS or []]
+        if configs:
+            assert config in configs, f"{spec.name}: {spec.tfds_name} names none of {configs}"
+        else:
+            assert config is None, f"{spec.name}: {spec.tfds_name} names a config; the builder has none"

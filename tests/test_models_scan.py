@@ -177,28 +177,47 @@ def test_attention_impl_choice_and_jax_kernel_conventions():
     np.testing.assert_allclose(L.fused_attention(q, k, v, bias, "xla"), want, rtol=1e-5, atol=1e-6)
 
 
-def _trained_state(cfg: TransformerConfig, mesh):
-    """A train state after one real Adafactor step (factored statistics included)."""
+def _trained_states(mesh, steps: int = 3) -> dict:
+    """Train states (scan_layers False/True, same initial params) after ``steps`` Adafactor steps.
+
+    T5X settings (clipping, parameter scale, decay) with min_dim_size_to_factor=2, so the tiny
+    kernels get factored statistics and a stacked [layers, embed] scale would be factored too if
+    the layer axis counted as a dimension (it must not: per layer it is a vector).
+    """
     from flan_trainer import optimizers, partitioning, train_step
 
-    model = EncoderDecoderModel(cfg)
-    tx = optimizers.adafactor(1e-2, min_dim_size_to_factor=8)
+    tx = optimizers.adafactor(1e-2, min_dim_size_to_factor=2)
     rules = partitioning.standard_logical_axis_rules()
     shapes = dict(SHAPES, decoder_target_tokens=(2, 6))
-    state, shardings = partitioning.init_sharded_state(model, tx, jax.random.key(0), shapes, mesh, rules)
-    batch = {k: v for k, v in _batch().items() if k != "decoder_causal_attention"}
-    batch["decoder_loss_weights"] = (batch["decoder_target_tokens"] > 0).astype(jnp.float32)
-    step = train_step.make_train_step(model, tx, mesh, shardings, rules)
-    state, _ = step(state, partitioning.shard_batch({k: np.asarray(v) for k, v in batch.items()}, mesh), None)
-    return state
+    batch = {k: np.asarray(v) for k, v in _batch().items() if k != "decoder_causal_attention"}
+    batch["decoder_loss_weights"] = (batch["decoder_target_tokens"] > 0).astype(np.float32)
+    states, init_params = {}, None
+    for scan in (False, True):
+        model = EncoderDecoderModel(dataclasses.replace(CFG, scan_layers=scan))
+        state, shardings = partitioning.init_sharded_state(model, tx, jax.random.key(0), shapes, mesh, rules)
+        if scan:  # nn.scan draws other random numbers: start from the unscanned run's params
+            state = jax.device_put(state.replace(params=layer_stacking.stack_layers(init_params)), shardings)
+        init_params = jax.device_get(state.params)
+        step = train_step.make_train_step(model, tx, mesh, shardings, rules)
+        for _ in range(steps):
+            state, _ = step(state, partitioning.shard_batch(batch, mesh), None)
+        states[scan] = state
+    return states
 
 
 @pytest.mark.slow
-def test_checkpoint_restores_across_layouts(tmp_path):
+def test_scanned_training_matches_unscanned_and_checkpoints_restore_across_layouts(tmp_path):
     from flan_trainer import checkpoints, partitioning
 
     mesh = partitioning.make_mesh(mesh_shape=(2, 1), devices=jax.devices()[:2])
-    states = {scan: _trained_state(dataclasses.replace(CFG, scan_layers=scan), mesh) for scan in (False, True)}
+    states = _trained_states(mesh)
+    # Adafactor steps each layer of a stacked kernel as the unscanned run does (per-layer factoring,
+    # clipping, parameter scale), so params AND optimizer state are the unscanned ones stacked.
+    got, want = jax.device_get(states[True]), layer_stacking.stack_layers(jax.device_get(states[False]))
+    assert jax.tree.structure(got) == jax.tree.structure(want) and int(got.step) == 3
+    _assert_trees_close(got.params, want.params, rtol=1e-5, atol=1e-6)
+    _assert_trees_close(got.opt_state, want.opt_state, rtol=1e-4, atol=1e-9)
+    assert got.opt_state.inner_state[0].v["decoder"]["layers"]["pre_mlp_layer_norm"]["scale"].shape == (3, 32)
     for saved_scan, target_scan in [(False, True), (True, False)]:
         saved, target = states[saved_scan], states[target_scan]
         with checkpoints.CheckpointManager(tmp_path / f"from_scan_{saved_scan}", period=1) as mgr:

@@ -7,7 +7,7 @@ import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from flan_trainer import optimizers, schedules
+from flan_trainer import layer_stacking, optimizers, per_layer_transform, schedules
 
 SHAPES = {
     "factored_rows": (256, 128),  # factored, largest dim 0
@@ -144,3 +144,57 @@ def test_opt_state_specs_follow_param_dims():
     assert fs.v["emb"] == P()  # placeholder (1,) replicated
     assert fs.count == P()
     assert out.hyperparams["learning_rate"] == P()
+
+
+def _per_layer_tree(rng, scales):
+    """Unscanned-layout params/grads: three layers with very different magnitudes, plus a shared leaf."""
+    layers = {f"layers_{i}": {"k": rng.normal(size=(256, 128)) * s, "v": rng.normal(size=(64, 200)) * s,
+                              "scale": 1.0 + rng.normal(size=(128,)) * s} for i, s in enumerate(scales)}
+    return {"emb": rng.normal(size=(300, 128)), "encoder": layers}
+
+
+def test_adafactor_steps_each_stacked_layer_like_an_unscanned_run():
+    """Scanned layers: factoring, clipping and parameter scale per layer; state = unscanned state stacked."""
+    rng = np.random.default_rng(1)
+    f32 = lambda t: jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), t)  # noqa: E731
+    params = {False: f32(_per_layer_tree(rng, [0.01, 0.1, 1.0]))}
+    params[True] = layer_stacking.stack_layers(params[False])
+    tx = optimizers.adafactor(schedules.rsqrt(0.01, warmup_steps=2))  # T5X defaults
+    states = {scan: tx.init(p) for scan, p in params.items()}
+    update = jax.jit(tx.update)
+    for _ in range(3):
+        grads = f32(_per_layer_tree(rng, [1e-3, 1.0, 30.0]))
+        for scan in (False, True):
+            g = layer_stacking.stack_layers(grads) if scan else grads
+            updates, states[scan] = update(g, states[scan], params[scan])
+            params[scan] = optax.apply_updates(params[scan], updates)
+    stacked = layer_stacking.stack_layers(jax.device_get({"p": params[False], "s": states[False]}))
+    got = jax.device_get({"p": params[True], "s": states[True]})
+    assert jax.tree.structure(got) == jax.tree.structure(stacked)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), got, stacked)
+    factored = states[True].inner_state[0]
+    assert factored.v_row["encoder"]["layers"]["k"].shape == (3, 128)  # per layer: drops 256
+    assert factored.v["encoder"]["layers"]["k"].shape == (1,)  # one placeholder, as layer_stacking keeps
+    assert factored.v["encoder"]["layers"]["v"].shape == (3, 64, 200)  # 64 < 128: unfactored per layer
+    # Elementwise optimizers are unaffected by the wrapper; without stacked leaves it is the inner one.
+    adamw = optax.adamw(1e-2)
+    for scan in (False, True):
+        want = adamw.update(params[scan], adamw.init(params[scan]), params[scan])
+        got = per_layer_transform.per_layer(adamw).update(params[scan], adamw.init(params[scan]), params[scan])
+        jax.tree.map(np.testing.assert_array_equal, got, want)
+    plain = optax.adafactor(0.01)
+    jax.tree.map(np.testing.assert_array_equal, per_layer_transform.per_layer(plain).init(params[False]),
+                 plain.init(params[False]))
+
+
+def test_opt_state_specs_of_a_stacked_param_use_its_per_layer_factoring():
+    # 200 layers of [128, 160]: the layer axis is the largest dim but is never factored.
+    params = {"layers": {"k": jax.ShapeDtypeStruct((200, 128, 160), jnp.float32)}}
+    specs = {"layers": {"k": P(None, None, "model")}}
+    state = jax.eval_shape(optimizers.adafactor(1e-3).init, params)
+    fs = state.inner_state[0]
+    assert fs.v_row["layers"]["k"].shape == (200, 128) and fs.v_col["layers"]["k"].shape == (200, 160)
+    out = optimizers.opt_state_partition_specs(state, specs, params).inner_state[0]
+    assert out.v_row["layers"]["k"] == P(None, None)
+    assert out.v_col["layers"]["k"] == P(None, "model")
+    assert out.v["layers"]["k"] == P()

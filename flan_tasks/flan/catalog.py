@@ -193,7 +193,10 @@ def _paraphrase() -> list[DatasetSpec]:
         _cls("mrpc", c, "glue/mrpc:2.0.0", splits_b(), p.sentence_pair, para.MRPC, ("accuracy", "f1_binary"),
              n_train=3468),
         _cls("qqp", c, "glue/qqp:2.0.0", splits_a(), p.qqp, para.QQP, ("accuracy", "f1_binary"), n_train=CAP),
-        _cls("paws", c, "paws_wiki:1.1.0", splits_s(), p.sentence_pair, para.PAWS, ACC, n_train=CAP),
+        # The reference names "paws_wiki:1.1.0", i.e. TFDS's default config; named explicitly because
+        # seqio cannot list the files (per-host shards) of a multi-config name without one.
+        _cls("paws", c, "paws_wiki/labeled_final_tokenized:1.1.0", splits_s(), p.sentence_pair, para.PAWS, ACC,
+             n_train=CAP, description="PAWS-Wiki labeled_final (TFDS's default, tokenized config, as the reference)."),
         _cls("stsb", c, "glue/stsb:2.0.0", held_back(100), p.stsb, para.STSB, ("pearson", "spearman"),
              n_train=5649, description="STS-B; the 0-5 score rounded to a whole-number option."),
     ]

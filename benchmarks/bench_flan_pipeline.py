@@ -6,8 +6,8 @@ Every setting runs in its own process pinned to N cores (taskset) with tf.data a
 threads, through the trainer's own path (input_pipeline.get_host_dataset, flan_all_train, shuffled,
 packed, batched). Modes:
 
-  baseline    the previous rendering (every template rendered, one kept), same data, same run
-  onthefly    what the trainer runs now (only the chosen template rendered)
+  baseline    the previous rendering (every template rendered, one kept; one example per op call)
+  onthefly    what the trainer runs now (rendered and tokenised a batch of examples per op call)
   cache       from a seqio offline cache of the tasks (--cache_dir; use_cached_tasks=True)
   resume      time from "build the pipeline and restore the saved iterator state" to the first
               new batch, for a state saved at batch 0 and one saved after --resume_batches batches
@@ -143,12 +143,14 @@ def worker(args) -> dict:
     _limit_tf(args.cores)
     import seqio
 
-    from flan_tasks import preprocessors
+    from flan_tasks import batched, preprocessors
     from flan_tasks.flan import register_flan_collection
     from flan_tasks.flan.mock_data import mock_flan_tfds
 
     if args.mode == "baseline":
         preprocessors.render_choice_tf = _render_all_then_gather
+        # ... and the previous per-example training preprocessors (flan_tasks/batched.py).
+        batched.train_preprocessors = batched.per_example_train_preprocessors
     if args.cache_dir:
         seqio.add_global_cache_dirs([args.cache_dir])
     register_flan_collection(vocabulary=seqio.SentencePieceVocabulary(args.spm, extra_ids=100))

@@ -17,8 +17,8 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from flan_tasks import batched, mixing
 from flan_tasks import clustering as clusters_lib
-from flan_tasks import mixing
 from flan_tasks import preprocessors as prep
 from flan_tasks.spec import DatasetSpec, Template
 from flan_tasks.validation import validate_static
@@ -257,17 +257,11 @@ def _register_train_task(suite: str, spec: DatasetSpec, gen, vocabulary, opts: R
             rate=rate if isinstance(rate, float) else None,
         ),
         _source(spec, gen, train_map, opts.example_cap),
-        [
-            prep.cap_examples(opts.example_cap),
-            prep.process_records(spec),
-            prep.render_train(spec.templates, opts.template_seed, opts.include_options, opts.flan_wrapper),
-            seqio.preprocessors.tokenize,
-            # Everything above is independent of sequence lengths and of the read order (the
-            # template is a content hash, rendering.template_index_tf), so it is what the offline
-            # cache stores (`python -m flan_tasks cache`); only the EOS/trim step runs at read time.
-            seqio.CacheDatasetPlaceholder(),
-            seqio.preprocessors.append_eos_after_trim,
-        ],
+        # Everything before the cache placeholder is independent of sequence lengths and of the
+        # read order (the template is a content hash, rendering.template_index_tf), so it is what
+        # the offline cache stores (`python -m flan_tasks cache`); only EOS/trim runs at read time.
+        batched.train_preprocessors(
+            spec, opts.example_cap, opts.template_seed, opts.include_options, opts.flan_wrapper),
         vocabulary,
     )
 

@@ -1,5 +1,7 @@
 """OPTIONS block, template rendering and the seeded per-example template draw."""
 
+import types
+
 import pytest
 import tensorflow as tf
 
@@ -86,3 +88,54 @@ def test_training_prompts_do_not_depend_on_position():
     for ex in fn(shifted).as_numpy_iterator():
         assert forward[ex["targets"]] == ex["inputs"]
     assert len(set(forward.values())) > 1
+
+
+def _mixed_records(n):
+    # Every field kind a processor produces: strings, ints, floats, bools, ragged 1-D options.
+    return tf.data.Dataset.from_tensor_slices({
+        "text": [f"record {i} with some words é" for i in range(n)],
+        "num": list(range(n)),
+        "score": [i / 3 for i in range(n)],
+        "flag": [i % 2 == 0 for i in range(n)],
+        "k": [1 + i % 4 for i in range(n)],
+    }).map(lambda ex: {**ex, "options": tf.strings.as_string(tf.range(ex["k"])) + " opt"})
+
+
+@pytest.mark.parametrize("vocab", ["spm", "bytes"])
+def test_batched_training_rows_equal_per_example_rows(vocab, request):
+    """flan_tasks.batched (what training tasks run) gives exactly the per-example path's elements:
+    same strings, ids, order and element specs, for every template shape, ablation and batch tail."""
+    import numpy as np
+    import seqio
+
+    from flan_tasks import batched
+
+    vocabulary = (seqio.SentencePieceVocabulary(str(request.getfixturevalue("spm_path")))
+                  if vocab == "spm" else seqio.ByteVocabulary())
+    features = {k: seqio.Feature(vocabulary) for k in ("inputs", "targets")}
+    templates = [
+        Template("{text} n={num} s={score} f={flag}\n\n{options_}", "{options_}"),
+        Template("Only literals.", "{text}"),
+        Template("", "{num}"),
+        Template("Q: {text}?\n{options_}\n", "{flag} {score}"),
+    ]
+    for seed, include_options, wrapper, batch_size in ((3, True, False, 4), (0, False, True, 64)):
+        spec = types.SimpleNamespace(templates=templates)  # the render step reads only the templates
+        reference = batched.per_example_train_preprocessors(spec, None, seed, include_options, wrapper)[2]
+        old = reference(_mixed_records(11), features)
+        new = batched.render_tokenize_train(templates, seed, include_options, wrapper, batch_size)(
+            _mixed_records(11), features)
+        assert old.element_spec == new.element_spec
+        a, b = list(old.as_numpy_iterator()), list(new.as_numpy_iterator())
+        assert len(a) == len(b) == 11
+        for x, y in zip(a, b, strict=True):
+            assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x), (x, y)
+        assert len({x["inputs_pretokenized"] for x in a}) > 4  # several templates were drawn
+
+
+def test_batched_rendering_rejects_list_fields():
+    from flan_tasks import batched
+
+    ds = _mixed_records(3).ragged_batch(2)
+    with pytest.raises(ValueError, match="only reference scalar fields"):
+        ds.map(lambda r: batched.render_batch("{options}", r))

@@ -156,6 +156,37 @@ def worker(args) -> dict:
         return _resume(args, args.cores) if args.mode == "resume" else _throughput(args, args.cores, args.mode)
 
 
+def build_cache(args) -> None:
+    """Write the seqio offline cache of args.mixture from the same mock records (Beam DirectRunner)."""
+    import seqio
+
+    from flan_tasks import cache as cache_lib
+    from flan_tasks import cache_beam
+    from flan_tasks.flan.mock_data import mock_flan_tfds
+
+    config = cache_lib.SuiteConfig("flan", vocabulary=args.spm)
+    # The mock serves each split as one shard, but seqio cannot list the shards of a TFDS name
+    # without a config ('paws_wiki:1.1.0': "has multiple configs"), which the builder asks for.
+    seqio.TfdsDataSource.list_shards = lambda self, split: ["mock-shard-00000"]
+    with mock_flan_tfds(num_examples=args.mock_examples, realistic_lengths=True):
+        config.register()
+        built, skipped = cache_beam.build_cache(config, cache_lib.training_tasks([args.mixture]), args.cache_dir)
+    print(f"cache in {args.cache_dir}: {len(built)} tasks built, {len(skipped)} already there", flush=True)
+
+
+def _ensure_cache(args) -> None:
+    """Build the cache of the cache/resume modes if --cache_dir has none (in .venv-beam: Beam extra)."""
+    if any(pathlib.Path(args.cache_dir).glob("*/COMPLETED")):
+        return
+    beam_python = REPO / ".venv-beam" / "bin" / "python"
+    if not beam_python.exists():
+        raise SystemExit(f"error: --cache_dir {args.cache_dir} holds no cache and {beam_python} is missing. "
+                         "Fix: bash scripts/setup_env.sh --beam (or pass a built cache)")
+    print(f"building the offline cache in {args.cache_dir} (Beam DirectRunner) ...", flush=True)
+    subprocess.run([str(beam_python), __file__, "--build_cache", *args.passthrough], check=True,
+                   env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
 # ----------------------------------------------------------------------------- driver side
 
 
@@ -219,10 +250,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--resume_batches", type=int, default=10_000)
     parser.add_argument("--resume_batch", type=int, default=1, help="host batch of the resume measurement")
     parser.add_argument("--resume_from", default="onthefly", choices=("onthefly", "cache"))
+    parser.add_argument("--build_cache", action="store_true",
+                        help="only build the offline cache in --cache_dir (needs apache_beam: .venv-beam)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="onthefly", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "flan_pipeline.json"))
     args = parser.parse_args(argv)
+    if args.build_cache:
+        build_cache(args)
+        return None
     if args.worker:
         if args.mode == "resume":
             args.batch = args.resume_batch

@@ -23,7 +23,7 @@ import seqio
 import tensorflow as tf
 from jax.sharding import Mesh
 
-from flan_trainer import data_checkpoint, partitioning
+from flan_trainer import data_checkpoint, packing, partitioning
 
 logger = logging.getLogger(__name__)
 
@@ -128,13 +128,23 @@ def get_host_dataset(
     start_step: int = 0,
     split: str = "train",
     num_epochs: int | None = None,
+    packer: str = "vectorized",
 ) -> tf.data.Dataset:
-    """This host's batches of the converted features, repeated ``num_epochs`` (None = forever)."""
+    """This host's batches of the converted features, repeated ``num_epochs`` (None = forever).
+
+    ``packer``: 'vectorized' (flan_trainer/packing.py: whole-group tensor ops) or 'seqio' (seqio's
+    per-example while loop); both give the same rows bit for bit.
+    """
     check_sources(mixture_or_task_name, use_cached_tasks)
+    converter = _converter(feature_converter, pack)
+    if packer == "vectorized":
+        converter = packing.fast_packing(converter)
+    elif packer != "seqio":
+        raise ValueError(f"unknown packer {packer!r}; valid: 'vectorized', 'seqio'")
     ds = seqio.get_dataset(
         mixture_or_task_name,
         task_feature_lengths=dict(task_feature_lengths),
-        feature_converter=_converter(feature_converter, pack),
+        feature_converter=converter,
         dataset_split=split,
         use_cached=use_cached_tasks,
         shuffle=shuffle,
@@ -202,7 +212,9 @@ def _fingerprint(mixture: str, lengths: Mapping[str, int], host_batch_size: int,
     """What a saved iterator state depends on: restoring it into another pipeline is refused."""
     return {"mixture": mixture, "task_feature_lengths": dict(sorted(lengths.items())),
             "host_batch_size": host_batch_size, "seed": seed, "shard": [shard_info.index, shard_info.num_shards],
-            "shuffle": shuffle, "pack": pack, "use_cached_tasks": use_cached_tasks}
+            "shuffle": shuffle, "pack": pack, "use_cached_tasks": use_cached_tasks,
+            # The packer's tf.data graph differs from seqio's (same rows): its state is not seqio's.
+            "packer": "vectorized" if pack else None}
 
 
 def get_train_iterator(

@@ -6,9 +6,12 @@ Every setting runs in its own process pinned to N cores (taskset) with tf.data a
 threads, through the trainer's own path (input_pipeline.get_host_dataset, flan_all_train, shuffled,
 packed, batched). Modes:
 
-  baseline    the previous rendering (every template rendered, one kept), same data, same run
-  onthefly    what the trainer runs now (only the chosen template rendered)
-  cache       from a seqio offline cache of the tasks (--cache_dir; use_cached_tasks=True)
+  baseline    the previous path: every template rendered (one kept), seqio's packing loop,
+              tf.data's default options (get_host_dataset(fast=False))
+  onthefly    what the trainer runs now (only the chosen template rendered, fast=True:
+              vectorised packing, flan_trainer/packing.py, and input_pipeline.fast_options)
+  cache       from a seqio offline cache of the tasks (--cache_dir; use_cached_tasks=True), fast
+  cache_old   the same cache read through the old path (fast=False)
   resume      time from "build the pipeline and restore the saved iterator state" to the first
               new batch, for a state saved at batch 0 and one saved after --resume_batches batches
 
@@ -34,6 +37,8 @@ sys.path.insert(0, str(REPO))
 
 DEFAULT_SPM = REPO.parent / "shared" / "vocab" / "t5_cc_all_32000.spiece.model"
 LENGTHS = {"inputs": 1024, "targets": 256}
+# Modes that measure the old path: seqio's per-example packing loop, tf.data's default options.
+OLD_PATH_MODES = ("baseline", "cache_old")
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -65,7 +70,8 @@ def _dataset(args, cores: int, use_cached: bool):
 
     ds = input_pipeline.get_host_dataset(
         args.mixture, LENGTHS, args.batch, seqio.EncDecFeatureConverter, seqio.ShardInfo(0, 1), seed=0,
-        shuffle=True, pack=True, use_cached_tasks=use_cached)
+        shuffle=True, pack=True, use_cached_tasks=use_cached,
+        fast=args.mode not in OLD_PATH_MODES)
     options = tf.data.Options()
     options.threading.private_threadpool_size = cores
     options.threading.max_intra_op_parallelism = 1
@@ -82,7 +88,7 @@ def _count(batch) -> tuple[int, int, int]:
 
 def _throughput(args, cores: int, mode: str) -> dict:
     t0 = time.perf_counter()
-    it = iter(_dataset(args, cores, use_cached=mode == "cache"))
+    it = iter(_dataset(args, cores, use_cached=mode.startswith("cache")))
     for _ in range(args.warmup):
         next(it)
     build_s = time.perf_counter() - t0
@@ -157,34 +163,55 @@ def worker(args) -> dict:
 
 
 def build_cache(args) -> None:
-    """Write the seqio offline cache of args.mixture from the same mock records (Beam DirectRunner)."""
+    """Write the seqio offline cache of args.mixture from the same mock records, in this process.
+
+    The same rows and files as flan_tasks/cache_beam.py (seqio's format: one shard per task, since
+    the mock serves each split as one shard; info/stats JSON as seqio's GetInfo/GetStats write them;
+    COMPLETED with the flan_tasks fingerprint), without Beam: the DirectRunner stalled here on 62
+    tasks, and seqio cannot list the shards of TFDS names without a config ('paws_wiki:1.1.0'),
+    which the Beam builder asks for.
+    """
+    import json
+
+    import numpy as np
     import seqio
+    import tensorflow as tf
 
     from flan_tasks import cache as cache_lib
-    from flan_tasks import cache_beam
     from flan_tasks.flan.mock_data import mock_flan_tfds
 
     config = cache_lib.SuiteConfig("flan", vocabulary=args.spm)
-    # The mock serves each split as one shard, but seqio cannot list the shards of a TFDS name
-    # without a config ('paws_wiki:1.1.0': "has multiple configs"), which the builder asks for.
-    seqio.TfdsDataSource.list_shards = lambda self, split: ["mock-shard-00000"]
     with mock_flan_tfds(num_examples=args.mock_examples, realistic_lengths=True):
         config.register()
-        built, skipped = cache_beam.build_cache(config, cache_lib.training_tasks([args.mixture]), args.cache_dir)
-    print(f"cache in {args.cache_dir}: {len(built)} tasks built, {len(skipped)} already there", flush=True)
-
-
-def _ensure_cache(args) -> None:
-    """Build the cache of the cache/resume modes if --cache_dir has none (in .venv-beam: Beam extra)."""
-    if any(pathlib.Path(args.cache_dir).glob("*/COMPLETED")):
-        return
-    beam_python = REPO / ".venv-beam" / "bin" / "python"
-    if not beam_python.exists():
-        raise SystemExit(f"error: --cache_dir {args.cache_dir} holds no cache and {beam_python} is missing. "
-                         "Fix: bash scripts/setup_env.sh --beam (or pass a built cache)")
-    print(f"building the offline cache in {args.cache_dir} (Beam DirectRunner) ...", flush=True)
-    subprocess.run([str(beam_python), __file__, "--build_cache", *args.passthrough], check=True,
-                   env={**os.environ, "PYTHONPATH": str(REPO)})
+        names = cache_lib.training_tasks([args.mixture])
+        for name in names:
+            if cache_lib.is_completed(args.cache_dir, name):
+                continue
+            task, out = seqio.get_mixture_or_task(name), cache_lib.task_cache_dir(args.cache_dir, name)
+            tf.io.gfile.makedirs(out)
+            ds = task.preprocess_precache(task.source.get_dataset(split="train", shuffle=False), seed=None)
+            stats: dict = {"examples": 0}
+            features: dict = {}
+            with tf.io.TFRecordWriter(seqio.get_cached_tfrecord_prefix(out, "train") + "-00000-of-00001") as w:
+                for row in ds.as_numpy_iterator():
+                    w.write(seqio.dict_to_tfexample(row).SerializeToString())
+                    stats["examples"] += 1
+                    for k, v in row.items():
+                        v = np.asarray(v)
+                        features[k] = {"shape": [None] + list(v.shape[1:]) if v.shape else [],
+                                       "dtype": tf.as_dtype(v.dtype).name}
+                        if k in task.output_features and v.dtype in (np.int32, np.int64):
+                            n = int(np.sum((v != 1) & (v != 0)))  # seqio's count: not EOS, not padding
+                            stats[f"{k}_tokens"] = stats.get(f"{k}_tokens", 0) + n
+                            stats[f"{k}_max_tokens"] = max(stats.get(f"{k}_max_tokens", 0), n)
+            info = {"num_shards": 1, "features": features, "seqio_version": seqio.__version__}
+            for path, value in ((seqio.get_cached_info_path(out, "train"), info),
+                                (seqio.get_cached_stats_path(out, "train"), stats)):
+                with tf.io.gfile.GFile(path, "w") as f:
+                    f.write(json.dumps(value))
+            with tf.io.gfile.GFile(f"{out}/COMPLETED", "w") as f:
+                f.write(json.dumps(cache_lib.fingerprint(name), sort_keys=True))
+    print(f"cache of {len(names)} tasks in {args.cache_dir}", flush=True)
 
 
 # ----------------------------------------------------------------------------- driver side
@@ -251,7 +278,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--resume_batch", type=int, default=1, help="host batch of the resume measurement")
     parser.add_argument("--resume_from", default="onthefly", choices=("onthefly", "cache"))
     parser.add_argument("--build_cache", action="store_true",
-                        help="only build the offline cache in --cache_dir (needs apache_beam: .venv-beam)")
+                        help="only build the offline cache of the mock data in --cache_dir")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="onthefly", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "flan_pipeline.json"))

@@ -25,13 +25,13 @@ def _assert_identical(expected, got):
 
 @pytest.fixture(scope="module")
 def mixture_examples():
-    """500 examples of the embedded suite's shuffled training mixture (inputs, targets)."""
+    """400 examples of the embedded suite's shuffled training mixture (inputs, targets)."""
     import flan_tasks
 
     flan_tasks.register_embedded_suite()
     mix = seqio.get_mixture_or_task("embedded_all_train")
     ds = mix.get_dataset(LENGTHS, split="train", shuffle=True, seed=5, num_epochs=None)
-    return [{k: ex[k] for k in ("inputs", "targets")} for ex in _rows(ds, 500)]
+    return [{k: ex[k] for k in ("inputs", "targets")} for ex in _rows(ds, 400)]
 
 
 @pytest.mark.parametrize("converter", [seqio.EncDecFeatureConverter, seqio.DecoderFeatureConverter])

@@ -250,9 +250,16 @@ def _table(results: list[dict]) -> str:
 def _ratios(results: list[dict]) -> dict:
     by = {(r["mode"], r["cores"]): r for r in results if "examples_per_s" in r}
     out = {}
-    for mode in ("onthefly", "cache", "baseline"):
+    for mode in ("onthefly", "cache", "cache_old", "baseline"):
         if (mode, 1) in by and (mode, 2) in by:
             out[f"{mode}_2_over_1_cores"] = round(by[mode, 2]["tokens_per_s"] / by[mode, 1]["tokens_per_s"], 2)
+            out[f"{mode}_2_over_1_cores_cpu_s"] = round(
+                by[mode, 2]["tokens_per_cpu_s"] / by[mode, 1]["tokens_per_cpu_s"], 2)
+    for cores in (1, 2):
+        if ("cache", cores) in by and ("cache_old", cores) in by:
+            for key in ("tokens_per_s", "tokens_per_cpu_s"):
+                out[f"cache_over_cache_old_{key}_{cores}core"] = round(
+                    by["cache", cores][key] / by["cache_old", cores][key], 2)
     for cores in (1, 2):
         if ("onthefly", cores) in by and ("baseline", cores) in by:
             for key in ("examples_per_s", "examples_per_cpu_s"):
@@ -271,7 +278,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--batches", type=int, default=400, help="batches timed per setting")
     parser.add_argument("--warmup", type=int, default=5, help="batches read before timing (fills buffers)")
     parser.add_argument("--mock_examples", type=int, default=64, help="mock records per dataset and split")
-    parser.add_argument("--modes", default="baseline,onthefly,resume", help="comma list; add 'cache' with --cache_dir")
+    parser.add_argument("--modes", default="baseline,onthefly,resume",
+                        help="comma list of baseline, onthefly, cache, cache_old, resume (cache*: --cache_dir)")
     parser.add_argument("--cores", default="1,2")
     parser.add_argument("--cache_dir", default="", help="seqio cache dir holding the flan tasks (cache mode)")
     parser.add_argument("--resume_batches", type=int, default=10_000)
@@ -297,6 +305,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     cores = [int(c) for c in args.cores.split(",")]
     from results_io import write_results  # benchmarks/ is on sys.path when run as a script
 
+    needs_cache = any(m.startswith("cache") for m in args.modes.split(",")) or (
+        "resume" in args.modes and args.resume_from == "cache")
+    if needs_cache:
+        if not args.cache_dir:
+            raise SystemExit("error: the cache modes read an offline cache. Fix: pass --cache_dir=DIR "
+                             "(built from the mock data on first use)")
+        if not any(pathlib.Path(args.cache_dir).glob("*/COMPLETED")):
+            subprocess.run([sys.executable, __file__, "--build_cache", *args.passthrough], check=True,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
     results: list[dict] = []
     report: dict = {}
     for mode in args.modes.split(","):

@@ -6,9 +6,13 @@ Every setting runs in its own process pinned to N cores (taskset) with tf.data a
 threads, through the trainer's own path (input_pipeline.get_host_dataset, flan_all_train, shuffled,
 packed, batched). Modes:
 
-  baseline    the previous rendering (every template rendered, one kept; one example per op call)
-  onthefly    what the trainer runs now (rendered and tokenised a batch of examples per op call)
-  cache       from a seqio offline cache of the tasks (--cache_dir; use_cached_tasks=True)
+  baseline    the previous path: every template rendered (one kept), one example per op call,
+              seqio's packing loop, tf.data's default options (get_host_dataset(fast=False))
+  onthefly    what the trainer runs now: a batch of examples rendered and tokenised per op call
+              (flan_tasks/batched.py), fast=True: vectorised packing (flan_trainer/packing.py)
+              and input_pipeline.fast_options
+  cache       from a seqio offline cache of the tasks (--cache_dir; use_cached_tasks=True), fast
+  cache_old   the same cache read through the old path (fast=False)
   resume      time from "build the pipeline and restore the saved iterator state" to the first
               new batch, for a state saved at batch 0 and one saved after --resume_batches batches
 
@@ -34,6 +38,8 @@ sys.path.insert(0, str(REPO))
 
 DEFAULT_SPM = REPO.parent / "shared" / "vocab" / "t5_cc_all_32000.spiece.model"
 LENGTHS = {"inputs": 1024, "targets": 256}
+# Modes that measure the old path: seqio's per-example packing loop, tf.data's default options.
+OLD_PATH_MODES = ("baseline", "cache_old")
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -65,7 +71,8 @@ def _dataset(args, cores: int, use_cached: bool):
 
     ds = input_pipeline.get_host_dataset(
         args.mixture, LENGTHS, args.batch, seqio.EncDecFeatureConverter, seqio.ShardInfo(0, 1), seed=0,
-        shuffle=True, pack=True, use_cached_tasks=use_cached)
+        shuffle=True, pack=True, use_cached_tasks=use_cached,
+        fast=args.mode not in OLD_PATH_MODES)
     options = tf.data.Options()
     options.threading.private_threadpool_size = cores
     options.threading.max_intra_op_parallelism = 1
@@ -82,7 +89,7 @@ def _count(batch) -> tuple[int, int, int]:
 
 def _throughput(args, cores: int, mode: str) -> dict:
     t0 = time.perf_counter()
-    it = iter(_dataset(args, cores, use_cached=mode == "cache"))
+    it = iter(_dataset(args, cores, use_cached=mode.startswith("cache")))
     for _ in range(args.warmup):
         next(it)
     build_s = time.perf_counter() - t0
@@ -158,6 +165,58 @@ def worker(args) -> dict:
         return _resume(args, args.cores) if args.mode == "resume" else _throughput(args, args.cores, args.mode)
 
 
+def build_cache(args) -> None:
+    """Write the seqio offline cache of args.mixture from the same mock records, in this process.
+
+    The same rows and files as flan_tasks/cache_beam.py (seqio's format: one shard per task, since
+    the mock serves each split as one shard; info/stats JSON as seqio's GetInfo/GetStats write them;
+    COMPLETED with the flan_tasks fingerprint), without Beam: the DirectRunner stalled here on 62
+    tasks, and seqio cannot list the shards of TFDS names without a config ('paws_wiki:1.1.0'),
+    which the Beam builder asks for.
+    """
+    import json
+
+    import numpy as np
+    import seqio
+    import tensorflow as tf
+
+    from flan_tasks import cache as cache_lib
+    from flan_tasks.flan.mock_data import mock_flan_tfds
+
+    config = cache_lib.SuiteConfig("flan", vocabulary=args.spm)
+    with mock_flan_tfds(num_examples=args.mock_examples, realistic_lengths=True):
+        config.register()
+        names = cache_lib.training_tasks([args.mixture])
+        for name in names:
+            if cache_lib.is_completed(args.cache_dir, name):
+                continue
+            task, out = seqio.get_mixture_or_task(name), cache_lib.task_cache_dir(args.cache_dir, name)
+            tf.io.gfile.makedirs(out)
+            ds = task.preprocess_precache(task.source.get_dataset(split="train", shuffle=False), seed=None)
+            stats: dict = {"examples": 0}
+            features: dict = {}
+            with tf.io.TFRecordWriter(seqio.get_cached_tfrecord_prefix(out, "train") + "-00000-of-00001") as w:
+                for row in ds.as_numpy_iterator():
+                    w.write(seqio.dict_to_tfexample(row).SerializeToString())
+                    stats["examples"] += 1
+                    for k, v in row.items():
+                        v = np.asarray(v)
+                        features[k] = {"shape": [None] + list(v.shape[1:]) if v.shape else [],
+                                       "dtype": tf.as_dtype(v.dtype).name}
+                        if k in task.output_features and v.dtype in (np.int32, np.int64):
+                            n = int(np.sum((v != 1) & (v != 0)))  # seqio's count: not EOS, not padding
+                            stats[f"{k}_tokens"] = stats.get(f"{k}_tokens", 0) + n
+                            stats[f"{k}_max_tokens"] = max(stats.get(f"{k}_max_tokens", 0), n)
+            info = {"num_shards": 1, "features": features, "seqio_version": seqio.__version__}
+            for path, value in ((seqio.get_cached_info_path(out, "train"), info),
+                                (seqio.get_cached_stats_path(out, "train"), stats)):
+                with tf.io.gfile.GFile(path, "w") as f:
+                    f.write(json.dumps(value))
+            with tf.io.gfile.GFile(f"{out}/COMPLETED", "w") as f:
+                f.write(json.dumps(cache_lib.fingerprint(name), sort_keys=True))
+    print(f"cache of {len(names)} tasks in {args.cache_dir}", flush=True)
+
+
 # ----------------------------------------------------------------------------- driver side
 
 
@@ -194,9 +253,16 @@ def _table(results: list[dict]) -> str:
 def _ratios(results: list[dict]) -> dict:
     by = {(r["mode"], r["cores"]): r for r in results if "examples_per_s" in r}
     out = {}
-    for mode in ("onthefly", "cache", "baseline"):
+    for mode in ("onthefly", "cache", "cache_old", "baseline"):
         if (mode, 1) in by and (mode, 2) in by:
             out[f"{mode}_2_over_1_cores"] = round(by[mode, 2]["tokens_per_s"] / by[mode, 1]["tokens_per_s"], 2)
+            out[f"{mode}_2_over_1_cores_cpu_s"] = round(
+                by[mode, 2]["tokens_per_cpu_s"] / by[mode, 1]["tokens_per_cpu_s"], 2)
+    for cores in (1, 2):
+        if ("cache", cores) in by and ("cache_old", cores) in by:
+            for key in ("tokens_per_s", "tokens_per_cpu_s"):
+                out[f"cache_over_cache_old_{key}_{cores}core"] = round(
+                    by["cache", cores][key] / by["cache_old", cores][key], 2)
     for cores in (1, 2):
         if ("onthefly", cores) in by and ("baseline", cores) in by:
             for key in ("examples_per_s", "examples_per_cpu_s"):
@@ -215,16 +281,22 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--batches", type=int, default=400, help="batches timed per setting")
     parser.add_argument("--warmup", type=int, default=5, help="batches read before timing (fills buffers)")
     parser.add_argument("--mock_examples", type=int, default=64, help="mock records per dataset and split")
-    parser.add_argument("--modes", default="baseline,onthefly,resume", help="comma list; add 'cache' with --cache_dir")
+    parser.add_argument("--modes", default="baseline,onthefly,resume",
+                        help="comma list of baseline, onthefly, cache, cache_old, resume (cache*: --cache_dir)")
     parser.add_argument("--cores", default="1,2")
     parser.add_argument("--cache_dir", default="", help="seqio cache dir holding the flan tasks (cache mode)")
     parser.add_argument("--resume_batches", type=int, default=10_000)
     parser.add_argument("--resume_batch", type=int, default=1, help="host batch of the resume measurement")
     parser.add_argument("--resume_from", default="onthefly", choices=("onthefly", "cache"))
+    parser.add_argument("--build_cache", action="store_true",
+                        help="only build the offline cache of the mock data in --cache_dir")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--mode", default="onthefly", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "flan_pipeline.json"))
     args = parser.parse_args(argv)
+    if args.build_cache:
+        build_cache(args)
+        return None
     if args.worker:
         if args.mode == "resume":
             args.batch = args.resume_batch
@@ -236,6 +308,15 @@ def main(argv: list[str] | None = None) -> dict | None:
     cores = [int(c) for c in args.cores.split(",")]
     from results_io import write_results  # benchmarks/ is on sys.path when run as a script
 
+    needs_cache = any(m.startswith("cache") for m in args.modes.split(",")) or (
+        "resume" in args.modes and args.resume_from == "cache")
+    if needs_cache:
+        if not args.cache_dir:
+            raise SystemExit("error: the cache modes read an offline cache. Fix: pass --cache_dir=DIR "
+                             "(built from the mock data on first use)")
+        if not any(pathlib.Path(args.cache_dir).glob("*/COMPLETED")):
+            subprocess.run([sys.executable, __file__, "--build_cache", *args.passthrough], check=True,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
     results: list[dict] = []
     report: dict = {}
     for mode in args.modes.split(","):

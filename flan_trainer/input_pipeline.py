@@ -23,7 +23,7 @@ import seqio
 import tensorflow as tf
 from jax.sharding import Mesh
 
-from flan_trainer import data_checkpoint, partitioning
+from flan_trainer import data_checkpoint, packing, partitioning
 
 logger = logging.getLogger(__name__)
 
@@ -128,13 +128,22 @@ def get_host_dataset(
     start_step: int = 0,
     split: str = "train",
     num_epochs: int | None = None,
+    fast: bool = True,
 ) -> tf.data.Dataset:
-    """This host's batches of the converted features, repeated ``num_epochs`` (None = forever)."""
+    """This host's batches of the converted features, repeated ``num_epochs`` (None = forever).
+
+    ``fast`` (default): vectorised packing (flan_trainer/packing.py) and ``fast_options``;
+    False: seqio's per-example packing loop and tf.data's default options (the old path, kept for
+    benchmarks). Both give the same batches bit for bit.
+    """
     check_sources(mixture_or_task_name, use_cached_tasks)
+    converter = _converter(feature_converter, pack)
+    if fast:
+        converter = packing.fast_packing(converter)
     ds = seqio.get_dataset(
         mixture_or_task_name,
         task_feature_lengths=dict(task_feature_lengths),
-        feature_converter=_converter(feature_converter, pack),
+        feature_converter=converter,
         dataset_split=split,
         use_cached=use_cached_tasks,
         shuffle=shuffle,
@@ -153,9 +162,25 @@ def get_host_dataset(
     # cost of re-running preprocessing and packing for every skipped batch.
     if start_step:
         ds = ds.skip(start_step)
-    options = tf.data.Options()
+    options = fast_options() if fast else tf.data.Options()
     options.deterministic = True
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    return ds.with_options(options).prefetch(2 if fast else tf.data.AUTOTUNE)
+
+
+def fast_options() -> tf.data.Options:
+    """tf.data options of the training input pipeline (measured: benchmarks/bench_flan_pipeline.py).
+
+    A mixture is one small pipeline per task (~75 for flan_all_train: read, cache, several maps,
+    shuffle, prefetch), so per-example overheads dominate. tf.data's autotuner models every one of
+    those stages and costs more than the work on a busy host (its absence nearly doubled the
+    examples per CPU-second from the cache); without it, AUTOTUNE maps run at the thread pool's
+    parallelism and AUTOTUNE prefetches keep a fixed buffer. Map fusion joins seqio's consecutive
+    per-example maps into one function call. Neither changes what is produced or its order.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.experimental_optimization.map_fusion = True
+    return options
 
 
 class TrainIterator(Iterator[dict[str, jax.Array]]):
@@ -203,7 +228,9 @@ def _fingerprint(mixture: str, lengths: Mapping[str, int], host_batch_size: int,
     """What a saved iterator state depends on: restoring it into another pipeline is refused."""
     return {"mixture": mixture, "task_feature_lengths": dict(sorted(lengths.items())),
             "host_batch_size": host_batch_size, "seed": seed, "shard": [shard_info.index, shard_info.num_shards],
-            "shuffle": shuffle, "pack": pack, "use_cached_tasks": use_cached_tasks}
+            "shuffle": shuffle, "pack": pack, "use_cached_tasks": use_cached_tasks,
+            # The fast pipeline's tf.data graph differs from the old one (same rows): so does its state.
+            "pipeline": "fast-v1"}
 
 
 def get_train_iterator(

@@ -61,6 +61,7 @@ def save_iterator(
     start = time.perf_counter()
     try:
         prefix.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(prefix, tmp)
         written = epath.Path(tf.train.Checkpoint(iterator=iterator).write(str(tmp)))
     except (tf.errors.OpError, ValueError, TypeError) as exc:
         # E.g. a source built with Dataset.from_generator: tf.data cannot save python state.
@@ -77,6 +78,16 @@ def save_iterator(
     logger.info("saved input pipeline state of host %d (%.1f MB) in %.2fs", process_index, size / 1e6,
                 time.perf_counter() - start)
     return True
+
+
+def _remove_stale(prefix: epath.Path, tmp: epath.Path) -> None:
+    """Drop what an earlier process left for this host and step (killed after writing its pending
+    state, before the checkpoint completed): this save supersedes it. The .json goes first, so a
+    kill in between never leaves a "complete" marker over partial files."""
+    folder = prefix.parent
+    for stale in (folder / f"{prefix.name}.json", folder / f"{tmp.name}.json", *_files(prefix), *_files(tmp)):
+        if stale.exists():
+            stale.unlink()
 
 
 def publish(ckpt_dir: epath.PathLike, process_index: int) -> None:

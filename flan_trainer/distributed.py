@@ -29,7 +29,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -243,17 +243,27 @@ def lost_peer_message(spec: ClusterSpec, error: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def exit_on_lost_peer(spec: ClusterSpec) -> Iterator[None]:
+def exit_on_lost_peer(spec: ClusterSpec, report: Callable[[Exception], int] | None = None) -> Iterator[None]:
     """Around training: a collective that failed with a lost peer ends this process with exit code EXIT_MULTIHOST (5)
     and `lost_peer_message`, at once: a normal exit would wait in jax's shutdown barrier for a process
-    that will never arrive. Other errors, and every error of a single-process run, pass through."""
+    that will never arrive. With `report` (prints the error line, returns the exit status), any other
+    error of a multi-process run also ends the process at once: its peers may be waiting for it in a
+    collective or a checkpoint barrier while it waits for them in the shutdown barrier, a deadlock;
+    gone, it is named by their heartbeat check. Errors of a single-process run pass through."""
     try:
         yield
     except Exception as e:
         import jax
 
-        if not spec.multi_process or not isinstance(e, jax.errors.JaxRuntimeError):
+        if not spec.multi_process:
             raise
-        log.exception("training stopped: a collective with another process failed")
-        print(lost_peer_message(spec, e), file=sys.stderr, flush=True)
-        os._exit(EXIT_MULTIHOST)
+        if isinstance(e, jax.errors.JaxRuntimeError):
+            log.exception("training stopped: a collective with another process failed")
+            print(lost_peer_message(spec, e), file=sys.stderr, flush=True)
+            os._exit(EXIT_MULTIHOST)
+        if report is None:
+            raise
+        status = report(e)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)

@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace, bindings: list[str]):
         logging.getLogger("flan_trainer").info("launched by %s", line)
     cache = compile_cache.enable(args.compilation_cache_dir)  # before anything is compiled
     spec = _join_job(args)
-    with distributed.exit_on_lost_peer(spec):
+    with distributed.exit_on_lost_peer(spec, report=lambda exc: _report_failure(exc, args.log_level)):
         result = train(dry_run=args.dry_run)
     if cache is not None:
         logging.getLogger("flan_trainer").info(cache.summary())

@@ -63,3 +63,38 @@ def _free_port() -> int:
 
 def test_single_process_initialize_is_a_no_op():
     distributed.initialize(detect({}, {}, detect_tpu=False))
+
+
+FAILING_PEER = """
+import sys, time
+from flan_trainer import distributed as d
+pid = int(sys.argv[2])
+spec = d.detect({{'coordinator_address': sys.argv[1], 'num_processes': 2, 'process_id': pid}}, {{}},
+                initialization_timeout_s=60, heartbeat_timeout_s=5, detect_tpu=False)
+d.initialize(spec)
+from jax.experimental import multihost_utils
+with d.exit_on_lost_peer(spec, report=lambda e: print(f"error: {{e}}", file=sys.stderr) or 3):
+    if pid == 0:
+        raise ValueError("process 0 failed")  # e.g. a file it could not write before a checkpoint
+    multihost_utils.sync_global_devices("never reached by process 0")
+"""
+
+
+def test_a_failing_process_exits_at_once_and_its_peer_does_not_hang():
+    """Process 0 fails while process 1 waits for it in a barrier: process 0 must leave with its
+    status instead of waiting for process 1 in jax's shutdown barrier (a deadlock), and process 1
+    then stops too."""
+    address = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([sys.executable, "-c", FAILING_PEER.format(), address, str(i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=60)[0] for p in procs]  # a bound on a hang, not a timing
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert procs[0].returncode == 3, outs[0][-2000:]
+    assert "error: process 0 failed" in outs[0]
+    assert procs[1].returncode != 0, outs[1][-2000:]

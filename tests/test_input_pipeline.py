@@ -75,6 +75,10 @@ def test_global_batches_and_exact_resume(mixture, tmp_path, caplog):
     # The iterator state after 4 batches, as a checkpoint saves it: first pending, then moved into
     # the finished step directory (a resume finds it in either place).
     ckpt = tmp_path / "checkpoint_4"
+    # What a process killed before this checkpoint completed left for the same step (a complete
+    # state of another position, and a half-written one): the new save replaces both.
+    assert make().save_state(data_checkpoint.pending_dir(ckpt))
+    (data_checkpoint.pending_dir(ckpt) / "tmp-host_0.index").write_bytes(b"half-written")
     assert full_it.save_state(data_checkpoint.pending_dir(ckpt))
     assert data_checkpoint.read_fingerprint(ckpt, 0)["steps"] == 4
     data_checkpoint.publish(ckpt, 0)

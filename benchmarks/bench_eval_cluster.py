@@ -7,9 +7,12 @@ includes compiling (the compile count is the number of distinct programs, bounde
 buckets), "warm" reuses the programs. Reports examples/s, options scored/s, generated tokens/s.
 The scores of the two meshes are checked to be equal.
 
-Part 2 decodes 512-token inputs into 64 tokens (greedy, EOS disabled so every step runs) with
-`TransformerConfig.cache_cross_attention` True (encoder K/V projected once per input) and False
-(re-projected at every step), same parameters, alternating runs; checks the tokens are equal.
+Part 2 decodes 512-token inputs into 64 tokens (greedy and 4-beam search, EOS disabled so every
+step runs) with `TransformerConfig.cache_cross_attention` True (encoder K/V projected once per
+input) and False (re-projected at every step), same parameters, alternating runs; checks the tokens
+are equal. It runs once with XLA's default passes and once more in a child process with the
+while-loop invariant code motion pass disabled (which otherwise hoists the re-projection out of the
+decode loop; --skip_no_licm skips that run).
 
     python benchmarks/bench_eval_cluster.py                       # ~5-10 minutes on 2 CPU cores
     python benchmarks/bench_eval_cluster.py --cluster nli --max_examples 20

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from flan_tasks import preprocessors as prep
 from flan_tasks.options import OPTIONS_HEADER, OPTIONS_SEPARATOR
-from flan_tasks.rendering import _FIELD_SEP, _ITEM_SEP, FLAN_WRAPPER, split_template
+from flan_tasks.rendering import _FIELD_SEP, _ITEM_SEP, FLAN_WRAPPER, template_pieces
 from flan_tasks.spec import OPTIONS_FIELD, DatasetSpec, Template
 
 BATCH_SIZE = 64  # examples per batched op call; measured: 32..128 are within noise of each other
@@ -56,25 +56,7 @@ def options_block_batch(options: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
 
 def render_batch(text: str, record: Batch, include_options: bool = True) -> tf.Tensor:
     """rendering.render_tf over a batch of records; returns a 1-D string tensor."""
-    pieces: list[tf.Tensor | str] = []
-    for piece, is_field in split_template(text):
-        if not is_field:
-            pieces.append(piece)
-        elif piece == OPTIONS_FIELD:
-            if "options" not in record:
-                raise KeyError(
-                    "template uses {options_} but the processor produced no 'options' field; "
-                    "classification processors must return options (1-D string tensor)"
-                )
-            if include_options:
-                pieces.append(options_block_batch(record["options"]))
-        elif piece not in record:
-            raise KeyError(
-                f"template placeholder {{{piece}}} names no field of the processed record; "
-                f"available fields: {sorted(record)}"
-            )
-        else:
-            pieces.append(_as_strings(piece, record[piece]))
+    pieces = template_pieces(text, record, include_options, options_block_batch, _as_strings)
     if not any(isinstance(p, tf.Tensor) for p in pieces):
         # Only literals (or nothing): the same string for every example of the batch.
         out = tf.fill([_batch_size(record)], "".join(pieces))

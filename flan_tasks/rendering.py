@@ -8,7 +8,8 @@ then a single `tf.strings.join`, so it runs inside tf.data graphs. The OPTIONS p
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import tensorflow as tf
 
@@ -44,11 +45,17 @@ def _as_scalar_string(name: str, value: tf.Tensor) -> tf.Tensor:
     return tf.strings.as_string(value)
 
 
-def render_tf(text: str, record: Mapping[str, tf.Tensor], include_options: bool = True) -> tf.Tensor:
-    """Render template text against a processed record; returns a scalar string tensor.
+def template_pieces(
+    text: str,
+    record: Mapping[str, Any],
+    include_options: bool,
+    options_block: Callable[[Any], tf.Tensor],
+    as_string: Callable[[str, Any], tf.Tensor],
+) -> list[tf.Tensor | str]:
+    """The literal strings and rendered fields of a template, in order, for ``tf.strings.join``.
 
-    include_options=False is the no-OPTIONS ablation: the block is dropped and trailing
-    whitespace left behind by it is stripped.
+    ``options_block`` and ``as_string`` render the OPTIONS block and a field; they are the only
+    difference between rendering one record and a batch of them (flan_tasks/batched.py).
     """
     pieces: list[tf.Tensor | str] = []
     for piece, is_field in split_template(text):
@@ -61,14 +68,24 @@ def render_tf(text: str, record: Mapping[str, tf.Tensor], include_options: bool 
                     "classification processors must return options (1-D string tensor)"
                 )
             if include_options:
-                pieces.append(options_block_tf(record["options"]))
+                pieces.append(options_block(record["options"]))
         elif piece not in record:
             raise KeyError(
                 f"template placeholder {{{piece}}} names no field of the processed record; "
                 f"available fields: {sorted(record)}"
             )
         else:
-            pieces.append(_as_scalar_string(piece, record[piece]))
+            pieces.append(as_string(piece, record[piece]))
+    return pieces
+
+
+def render_tf(text: str, record: Mapping[str, tf.Tensor], include_options: bool = True) -> tf.Tensor:
+    """Render template text against a processed record; returns a scalar string tensor.
+
+    include_options=False is the no-OPTIONS ablation: the block is dropped and trailing
+    whitespace left behind by it is stripped.
+    """
+    pieces = template_pieces(text, record, include_options, options_block_tf, _as_scalar_string)
     if not pieces:
         return tf.constant("")
     out = tf.strings.join(pieces)

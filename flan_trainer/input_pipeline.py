@@ -23,7 +23,7 @@ import seqio
 import tensorflow as tf
 from jax.sharding import Mesh
 
-from flan_trainer import data_checkpoint, packing, partitioning
+from flan_trainer import data_checkpoint, index_mixture, packing, partitioning
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +183,20 @@ def fast_options() -> tf.data.Options:
     return options
 
 
+def _index_host_dataset(rows: index_mixture.TaskRows, feature_converter: Any, pack: bool,
+                        task_feature_lengths: Mapping[str, int], host_batch_size: int, seed: int,
+                        shuffle: bool, workers: int, start_step: int) -> tf.data.Dataset:
+    """This host's batches from the index loader (flan_trainer/index_mixture.py)."""
+    converter = _converter(feature_converter, pack)
+    ds = index_mixture.host_dataset(rows, packing.fast_packing(converter), task_feature_lengths, host_batch_size,
+                                    seed, shuffle=shuffle, workers=workers)
+    if start_step:
+        ds = ds.skip(start_step)  # replay (a checkpoint without a usable iterator state)
+    options = fast_options()
+    options.deterministic = True
+    return ds.with_options(options).prefetch(2)
+
+
 class TrainIterator(Iterator[dict[str, jax.Array]]):
     """Infinite iterator of global batches; knows its position and saves its state for checkpoints."""
 
@@ -270,7 +284,19 @@ def get_train_iterator(
     fingerprint = _fingerprint(mixture_or_task_name, task_feature_lengths, host_batch, seed, shard_info,
                                shuffle, pack, use_cached_tasks)
 
+    kind, workers = index_mixture.loader_settings()
+    if kind == "index":
+        check_sources(mixture_or_task_name, use_cached_tasks)
+        rows = index_mixture.read_rows(mixture_or_task_name, task_feature_lengths, "train", use_cached_tasks,
+                                       shard_info if shard_info.num_shards > 1 else None)
+        # Another table of rows, or another number of workers (the buffers in flight), is
+        # another pipeline: its saved state is refused and the run replays instead.
+        fingerprint.update(pipeline="index-v1", rows=rows.digest(), workers=workers)
+
     def build(skip: int) -> tf.data.Iterator:
+        if kind == "index":
+            return iter(_index_host_dataset(rows, feature_converter, pack, task_feature_lengths, host_batch, seed,
+                                            shuffle, workers, skip))
         return iter(get_host_dataset(
             mixture_or_task_name, task_feature_lengths, host_batch, feature_converter, shard_info, seed,
             shuffle=shuffle, pack=pack, use_cached_tasks=use_cached_tasks, start_step=skip))

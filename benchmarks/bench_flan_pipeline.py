@@ -13,6 +13,8 @@ packed, batched). Modes:
               and input_pipeline.fast_options
   cache       from a seqio offline cache of the tasks (--cache_dir; use_cached_tasks=True), fast
   cache_old   the same cache read through the old path (fast=False)
+  cache_index the same cache through the index loader (flan_trainer/index_mixture.py, gin
+              input_loader.kind='index'): rows read once, groups packed by `cores` workers
   resume      time from "build the pipeline and restore the saved iterator state" to the first
               new batch, for a state saved at batch 0 and one saved after --resume_batches batches
 
@@ -63,16 +65,21 @@ def _render_all_then_gather(templates, record, index, include_options=True):
     return tf.gather(inputs, index), tf.gather(targets, index)
 
 
-def _dataset(args, cores: int, use_cached: bool):
+def _dataset(args, cores: int, use_cached: bool, index: bool = False):
     import seqio
     import tensorflow as tf
 
-    from flan_trainer import input_pipeline
+    from flan_trainer import index_mixture, input_pipeline
 
-    ds = input_pipeline.get_host_dataset(
-        args.mixture, LENGTHS, args.batch, seqio.EncDecFeatureConverter, seqio.ShardInfo(0, 1), seed=0,
-        shuffle=True, pack=True, use_cached_tasks=use_cached,
-        fast=args.mode not in OLD_PATH_MODES)
+    if index:
+        rows = index_mixture.read_rows(args.mixture, LENGTHS, use_cached=use_cached)
+        ds = input_pipeline.get_index_host_dataset(
+            rows, seqio.EncDecFeatureConverter, True, LENGTHS, args.batch, 0, True, cores, 0)
+    else:
+        ds = input_pipeline.get_host_dataset(
+            args.mixture, LENGTHS, args.batch, seqio.EncDecFeatureConverter, seqio.ShardInfo(0, 1), seed=0,
+            shuffle=True, pack=True, use_cached_tasks=use_cached,
+            fast=args.mode not in OLD_PATH_MODES)
     options = tf.data.Options()
     options.threading.private_threadpool_size = cores
     options.threading.max_intra_op_parallelism = 1
@@ -89,17 +96,20 @@ def _count(batch) -> tuple[int, int, int]:
 
 def _throughput(args, cores: int, mode: str) -> dict:
     t0 = time.perf_counter()
-    it = iter(_dataset(args, cores, use_cached=mode.startswith("cache")))
+    it = iter(_dataset(args, cores, use_cached=mode.startswith("cache"), index=mode == "cache_index"))
     for _ in range(args.warmup):
         next(it)
     build_s = time.perf_counter() - t0
     examples = in_tok = tgt_tok = 0
     start, cpu_start = time.perf_counter(), time.process_time()
-    for _ in range(args.batches):
+    batches = 0
+    # At least --batches, and at least --min_seconds: a fast setting must not be timed only on
+    # the buffers it filled during the warm-up.
+    while batches < args.batches or time.perf_counter() - start < args.min_seconds:
         ex, i, t = _count({k: v.numpy() for k, v in next(it).items()})
-        examples, in_tok, tgt_tok = examples + ex, in_tok + i, tgt_tok + t
+        examples, in_tok, tgt_tok, batches = examples + ex, in_tok + i, tgt_tok + t, batches + 1
     s, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    rows = args.batches * args.batch
+    rows = batches * args.batch
     # cpu_s: CPU time of all this process's threads; examples per CPU-second is the per-core rate
     # and is less disturbed than wall time when other processes share the cores.
     return {"mode": mode, "cores": cores, "rows": rows, "seconds": round(s, 2), "cpu_s": round(cpu, 2),
@@ -116,9 +126,11 @@ def _resume(args, cores: int) -> dict:
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench_resume_"))
     fp = {"benchmark": "resume"}
-    out: dict = {"mode": "resume", "cores": cores}
+    out: dict = {"mode": "resume", "cores": cores, "resume_from": args.resume_from}
+    # A resume builds its pipeline from scratch (for the index loader: reads the rows again).
+    from_ = {"use_cached": args.resume_from.startswith("cache"), "index": args.resume_from == "cache_index"}
     try:
-        it = iter(_dataset(args, cores, use_cached=args.resume_from == "cache"))
+        it = iter(_dataset(args, cores, **from_))
         out["late_batches"] = args.resume_batches
         for at, tag in ((0, "start"), (args.resume_batches, "late")):
             t0 = time.perf_counter()
@@ -134,7 +146,7 @@ def _resume(args, cores: int) -> dict:
             want = {k: v.numpy() for k, v in next(it).items()}
             out["consumed"] = out.get("consumed", 0) + 1
             t0 = time.perf_counter()
-            fresh = iter(_dataset(args, cores, use_cached=args.resume_from == "cache"))
+            fresh = iter(_dataset(args, cores, **from_))
             why = data_checkpoint.restore_iterator(fresh, work / tag, 0, fp)
             got = {k: v.numpy() for k, v in next(fresh).items()}
             out[f"resume_s_{tag}"] = round(time.perf_counter() - t0, 2)
@@ -235,10 +247,10 @@ def _run_worker(args, mode: str, cores: int) -> dict:
 
 
 def _table(results: list[dict]) -> str:
-    head = (f"{'mode':>9} {'cores':>5} {'examples/s':>11} {'tokens/s':>9} {'ex/cpu-s':>9} {'tok/cpu-s':>10} "
+    head = (f"{'mode':>11} {'cores':>5} {'examples/s':>11} {'tokens/s':>9} {'ex/cpu-s':>9} {'tok/cpu-s':>10} "
             f"{'ex/row':>6} {'fill':>5}")
     rows = [head] + [
-        f"{r['mode']:>9} {r['cores']:>5} {r['examples_per_s']:>11} {r['tokens_per_s']:>9} "
+        f"{r['mode']:>11} {r['cores']:>5} {r['examples_per_s']:>11} {r['tokens_per_s']:>9} "
         f"{r['examples_per_cpu_s']:>9} {r['tokens_per_cpu_s']:>10} {r['examples_per_row']:>6} {r['fill']:>5}"
         for r in results if "examples_per_s" in r]
     for r in results:
@@ -253,7 +265,7 @@ def _table(results: list[dict]) -> str:
 def _ratios(results: list[dict]) -> dict:
     by = {(r["mode"], r["cores"]): r for r in results if "examples_per_s" in r}
     out = {}
-    for mode in ("onthefly", "cache", "cache_old", "baseline"):
+    for mode in ("onthefly", "cache", "cache_old", "cache_index", "baseline"):
         if (mode, 1) in by and (mode, 2) in by:
             out[f"{mode}_2_over_1_cores"] = round(by[mode, 2]["tokens_per_s"] / by[mode, 1]["tokens_per_s"], 2)
             out[f"{mode}_2_over_1_cores_cpu_s"] = round(
@@ -263,6 +275,10 @@ def _ratios(results: list[dict]) -> dict:
             for key in ("tokens_per_s", "tokens_per_cpu_s"):
                 out[f"cache_over_cache_old_{key}_{cores}core"] = round(
                     by["cache", cores][key] / by["cache_old", cores][key], 2)
+    for cores in (1, 2):
+        if ("cache", cores) in by and ("cache_index", cores) in by:
+            out[f"cache_index_over_cache_tokens_per_s_{cores}core"] = round(
+                by["cache_index", cores]["tokens_per_s"] / by["cache", cores]["tokens_per_s"], 2)
     for cores in (1, 2):
         if ("onthefly", cores) in by and ("baseline", cores) in by:
             for key in ("examples_per_s", "examples_per_cpu_s"):
@@ -279,15 +295,16 @@ def main(argv: list[str] | None = None) -> dict | None:
     # Enough batches that the timed window spans many 1024-example packing groups (seqio packs
     # padded batches of max(lengths) examples) and is not just the warm-up buffers draining.
     parser.add_argument("--batches", type=int, default=400, help="batches timed per setting")
+    parser.add_argument("--min_seconds", type=float, default=10.0, help="least time timed per setting")
     parser.add_argument("--warmup", type=int, default=5, help="batches read before timing (fills buffers)")
     parser.add_argument("--mock_examples", type=int, default=64, help="mock records per dataset and split")
     parser.add_argument("--modes", default="baseline,onthefly,resume",
-                        help="comma list of baseline, onthefly, cache, cache_old, resume (cache*: --cache_dir)")
+                        help="comma list of baseline, onthefly, cache, cache_old, cache_index, resume (cache*: --cache_dir)")
     parser.add_argument("--cores", default="1,2")
     parser.add_argument("--cache_dir", default="", help="seqio cache dir holding the flan tasks (cache mode)")
     parser.add_argument("--resume_batches", type=int, default=10_000)
     parser.add_argument("--resume_batch", type=int, default=1, help="host batch of the resume measurement")
-    parser.add_argument("--resume_from", default="onthefly", choices=("onthefly", "cache"))
+    parser.add_argument("--resume_from", default="onthefly", choices=("onthefly", "cache", "cache_index"))
     parser.add_argument("--build_cache", action="store_true",
                         help="only build the offline cache of the mock data in --cache_dir")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -303,13 +320,13 @@ def main(argv: list[str] | None = None) -> dict | None:
         print(json.dumps(worker(args)), flush=True)
         return None
     args.passthrough = [f"--{k}={getattr(args, k)}" for k in (
-        "spm", "mixture", "batch", "batches", "warmup", "mock_examples", "cache_dir", "resume_batches",
+        "spm", "mixture", "batch", "batches", "min_seconds", "warmup", "mock_examples", "cache_dir", "resume_batches",
         "resume_batch", "resume_from")]
     cores = [int(c) for c in args.cores.split(",")]
     from results_io import write_results  # benchmarks/ is on sys.path when run as a script
 
     needs_cache = any(m.startswith("cache") for m in args.modes.split(",")) or (
-        "resume" in args.modes and args.resume_from == "cache")
+        "resume" in args.modes and args.resume_from.startswith("cache"))
     if needs_cache:
         if not args.cache_dir:
             raise SystemExit("error: the cache modes read an offline cache. Fix: pass --cache_dir=DIR "

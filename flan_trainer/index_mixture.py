@@ -116,25 +116,29 @@ def read_rows(
     if not tasks:
         raise ValueError(f"{mixture_or_task_name} has no task with a {split!r} split and a rate > 0")
     keys = set((mixture or tasks[0]).output_features)
-    lengths = dict(task_feature_lengths)
-    values: dict[str, list[np.ndarray]] = {k: [] for k in lengths}
-    row_lengths: dict[str, list[np.ndarray]] = {k: [] for k in lengths}
-    counts = []
-    for task in tasks:
+    lengths = {k: v for k, v in task_feature_lengths.items() if k in keys}
+    # One concatenated pipeline, read in ragged batches: tf.data sets up and optimises it once
+    # (measured: half the time of reading the tasks' pipelines one after another).
+    combined = None
+    for i, task in enumerate(tasks):
         ds = task.get_dataset(sequence_length=lengths, split=split, use_cached=use_cached, shuffle=False,
                               seed=None, shard_info=shard_info, num_epochs=1, trim_output_features=True)
-        ds = ds.map(lambda ex: {k: ex[k] for k in lengths if k in keys})
-        n = 0
-        for batch in ds.ragged_batch(4096):
-            for k in lengths:
-                rt = batch[k]
-                values[k].append(rt.flat_values.numpy().astype(np.int32))
-                row_lengths[k].append(rt.row_lengths().numpy())
-            n += int(batch[next(iter(lengths))].nrows())
-        if n == 0:
-            raise ValueError(f"task {task.name} has no {split!r} rows{' in its cache' if use_cached else ''}; "
-                             "the index loader cannot sample from an empty task (remove it or give it data)")
-        counts.append(n)
+        ds = ds.map(lambda ex, i=i: {"task": tf.constant(i, tf.int64), **{k: ex[k] for k in lengths}})
+        combined = ds if combined is None else combined.concatenate(ds)
+    values: dict[str, list[np.ndarray]] = {k: [] for k in lengths}
+    row_lengths: dict[str, list[np.ndarray]] = {k: [] for k in lengths}
+    task_of_row = []
+    for batch in combined.ragged_batch(4096):
+        task_of_row.append(batch["task"].numpy())
+        for k in lengths:
+            values[k].append(batch[k].flat_values.numpy().astype(np.int32))
+            row_lengths[k].append(batch[k].row_lengths().numpy())
+    counts = np.bincount(np.concatenate(task_of_row), minlength=len(tasks))
+    if not counts.all():
+        empty = [t.name for t, n in zip(tasks, counts, strict=True) if n == 0]
+        raise ValueError(f"task(s) {', '.join(empty)} have no {split!r} rows{' in the cache' if use_cached else ''}; "
+                         "the index loader cannot sample from an empty task (drop it from the mixture or "
+                         "give it data)")
     counts_arr = np.array(counts, np.int64)
     rows = TaskRows(
         names=[t.name for t in tasks], rates=rates / rates.sum(), counts=counts_arr,

@@ -183,7 +183,7 @@ def fast_options() -> tf.data.Options:
     return options
 
 
-def _index_host_dataset(rows: index_mixture.TaskRows, feature_converter: Any, pack: bool,
+def get_index_host_dataset(rows: index_mixture.TaskRows, feature_converter: Any, pack: bool,
                         task_feature_lengths: Mapping[str, int], host_batch_size: int, seed: int,
                         shuffle: bool, workers: int, start_step: int) -> tf.data.Dataset:
     """This host's batches from the index loader (flan_trainer/index_mixture.py)."""
@@ -295,7 +295,7 @@ def get_train_iterator(
 
     def build(skip: int) -> tf.data.Iterator:
         if kind == "index":
-            return iter(_index_host_dataset(rows, feature_converter, pack, task_feature_lengths, host_batch, seed,
+            return iter(get_index_host_dataset(rows, feature_converter, pack, task_feature_lengths, host_batch, seed,
                                             shuffle, workers, skip))
         return iter(get_host_dataset(
             mixture_or_task_name, task_feature_lengths, host_batch, feature_converter, shard_info, seed,

@@ -97,3 +97,15 @@ def test_settings_and_clear_errors(mixture):
     digest = index_mixture.read_rows(mixture, LENGTHS).digest()
     assert digest == index_mixture.read_rows(mixture, LENGTHS).digest()
     assert digest != index_mixture.read_rows(mixture, {"inputs": 16, "targets": 8}).digest()  # trimmed rows
+
+
+def test_hosts_read_disjoint_shards(mixture):
+    def texts(rows):
+        splits = rows.row_splits["inputs"]
+        return {tuple(rows.values["inputs"][a:b]) for a, b in zip(splits[:-1], splits[1:], strict=True)}
+
+    whole = index_mixture.read_rows(mixture, LENGTHS)
+    halves = [index_mixture.read_rows(mixture, LENGTHS, shard_info=seqio.ShardInfo(i, 2)) for i in (0, 1)]
+    assert [list(h.counts) for h in halves] == [[15, 15], [15, 15]]
+    assert not texts(halves[0]) & texts(halves[1])
+    assert texts(halves[0]) | texts(halves[1]) == texts(whole)

@@ -61,12 +61,16 @@ KINDS = ("seqio", "index")
 def loader_settings(kind: str = "seqio", workers: int | None = None) -> tuple[str, int]:
     """The training loader (``'seqio'`` streaming mixing, or ``'index'``) and its parallelism.
 
-    ``workers``: groups packed at once by the index loader (None: the CPUs this process may use).
+    ``workers``: groups packed at once by the index loader (None: the CPUs this process may use, at
+    most 8). One worker packs several million tokens a second; each adds about three groups in flight
+    to memory and to the iterator state saved with every checkpoint, so a many-core host does not
+    want one per core.
     """
     if kind not in KINDS:
         raise ValueError(f"input_loader.kind={kind!r} is not a loader; valid: {', '.join(KINDS)}")
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = min(cpus, 8)
     if workers < 1:
         raise ValueError(f"input_loader.workers={workers} must be at least 1")
     return kind, int(workers)

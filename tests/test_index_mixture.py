@@ -36,6 +36,11 @@ def mixture() -> str:
     return MIX
 
 
+@pytest.fixture(scope="module")
+def rows(mixture) -> index_mixture.TaskRows:
+    return index_mixture.read_rows(mixture, LENGTHS)
+
+
 def _group(rows: index_mixture.TaskRows, row_ids: np.ndarray) -> dict[str, tf.RaggedTensor]:
     return {k: tf.gather(tf.RaggedTensor.from_row_splits(rows.values[k], rows.row_splits[k]), row_ids)
             for k in rows.values}
@@ -65,8 +70,7 @@ def test_groups_convert_exactly_as_seqio_converts_them(mixture, converter, lengt
             assert len(want) < group_size  # the test packs several examples per row
 
 
-def test_rates_full_epochs_and_seeds(mixture):
-    rows = index_mixture.read_rows(mixture, LENGTHS)
+def test_rates_full_epochs_and_seeds(rows):
     stream = index_mixture.stream_rows(rows, seed=3, num_groups=400, group_size=24)
     task = (stream >= rows.starts[1]).astype(int)
     # Mixing: the share of task b is its rate 0.75 (9,600 draws: 4 standard deviations ~ 0.018).
@@ -87,24 +91,23 @@ def test_rates_full_epochs_and_seeds(mixture):
         np.testing.assert_array_equal(ids, np.arange(len(ids)) % 30)
 
 
-def test_settings_and_clear_errors(mixture):
+def test_settings_and_clear_errors(mixture, rows):
     assert index_mixture.loader_settings()[0] == "seqio"
     assert index_mixture.loader_settings("index", 3) == ("index", 3)
     with pytest.raises(ValueError, match="input_loader.kind='grain' is not a loader; valid: seqio, index"):
         index_mixture.loader_settings("grain")
     with pytest.raises(ValueError, match="no task with a 'validation' split"):
         index_mixture.read_rows(mixture, LENGTHS, split="validation")
-    digest = index_mixture.read_rows(mixture, LENGTHS).digest()
-    assert digest == index_mixture.read_rows(mixture, LENGTHS).digest()
-    assert digest != index_mixture.read_rows(mixture, {"inputs": 16, "targets": 8}).digest()  # trimmed rows
+    assert rows.digest() == index_mixture.read_rows(mixture, LENGTHS).digest()
+    assert rows.digest() != index_mixture.read_rows(mixture, {"inputs": 16, "targets": 8}).digest()  # trimmed
 
 
-def test_hosts_read_disjoint_shards(mixture):
+def test_hosts_read_disjoint_shards(mixture, rows):
     def texts(rows):
         splits = rows.row_splits["inputs"]
         return {tuple(rows.values["inputs"][a:b]) for a, b in zip(splits[:-1], splits[1:], strict=True)}
 
-    whole = index_mixture.read_rows(mixture, LENGTHS)
+    whole = rows
     halves = [index_mixture.read_rows(mixture, LENGTHS, shard_info=seqio.ShardInfo(i, 2)) for i in (0, 1)]
     assert [list(h.counts) for h in halves] == [[15, 15], [15, 15]]
     assert not texts(halves[0]) & texts(halves[1])

@@ -50,6 +50,7 @@ def _group(rows: index_mixture.TaskRows, row_ids: np.ndarray) -> dict[str, tf.Ra
     (seqio.EncDecFeatureConverter(pack=True), LENGTHS),
     (seqio.LMFeatureConverter(pack=True), {"targets": 8}),
     (seqio.EncDecFeatureConverter(pack=False), LENGTHS),
+    (seqio.DecoderFeatureConverter(pack=True), LENGTHS),  # prefix LM: its own pipeline per group
 ])
 def test_groups_convert_exactly_as_seqio_converts_them(mixture, converter, lengths):
     rows = index_mixture.read_rows(mixture, lengths)

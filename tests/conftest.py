@@ -17,6 +17,9 @@ sys.modules.setdefault("triton", None)
 
 import pytest  # noqa: E402
 
+# Per-test wall/CPU table (tests/cpuprof.py): opt-in, never on by default.
+pytest_plugins = ["tests.cpuprof"] if os.environ.get("FLAN_TEST_CPUPROF") else []
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_VOCAB = REPO_ROOT.parent / "shared" / "vocab" / "t5_cc_all_32000.spiece.model"
 
@@ -31,6 +34,21 @@ def spm_path() -> pathlib.Path:
     if not SHARED_VOCAB.exists():
         pytest.skip(f"standard T5 SentencePiece model not found at {SHARED_VOCAB}")
     return SHARED_VOCAB
+
+
+@pytest.fixture(scope="session")
+def subprocess_compile_cache(tmp_path_factory) -> pathlib.Path:
+    """A persistent JAX compilation cache folder for the trainer subprocesses of this test session.
+
+    Shared by the xdist workers (it sits beside their own temp folders), so that the tiny train step
+    the CLI tests (test_trainer_cli.py, test_fault_matrix.py) run is compiled once per session, not
+    once per test. jax writes an entry only if none exists and reads a half-written one as a miss.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    path = root / "subprocess_jax_cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 # The files that cost the most CPU (measured: per-test user+sys time incl. subprocesses), heaviest

@@ -36,21 +36,6 @@ def spm_path() -> pathlib.Path:
     return SHARED_VOCAB
 
 
-@pytest.fixture(scope="session")
-def subprocess_compile_cache(tmp_path_factory) -> pathlib.Path:
-    """A persistent JAX compilation cache folder for the trainer subprocesses of this test session.
-
-    Shared by the xdist workers (it sits beside their own temp folders), so that the tiny train step
-    the CLI tests (test_trainer_cli.py, test_fault_matrix.py) run is compiled once per session, not
-    once per test. jax writes an entry only if none exists and reads a half-written one as a miss.
-    """
-    base = tmp_path_factory.getbasetemp()
-    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    path = root / "subprocess_jax_cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 # The files that cost the most CPU (measured: per-test user+sys time incl. subprocesses), heaviest
 # first. `--dist loadfile` hands whole files to the two workers in collection order, so starting
 # with the long ones keeps one worker from running a long file alone at the end.

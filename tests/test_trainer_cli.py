@@ -5,8 +5,8 @@ cluster held out. The fault tests follow ONE run through its faults, as subproce
 (`interrupted` below): it is preempted (SIGTERM) after its first checkpoint, restarted with the same
 command, killed (SIGKILL) after a later checkpoint, restarted again to the end; its per-step losses,
 as the user sees them in TensorBoard, are compared with those of the same run uninterrupted. The
-subprocesses share a persistent JAX compilation cache (tests/conftest.py) so that only the first one
-pays for compiling the train step.
+subprocesses share a persistent JAX compilation cache so that only the first one pays for compiling
+the train step.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def pause_hook(ctx, step, params, final, pause_at_steps=gin.REQUIRED, max_second
 
 
 @pytest.fixture(scope="module")
-def jax_cache(subprocess_compile_cache) -> pathlib.Path:
-    return subprocess_compile_cache
+def jax_cache(tmp_path_factory) -> pathlib.Path:
+    return tmp_path_factory.mktemp("jax_cache")
 
 
 @pytest.fixture

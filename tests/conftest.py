@@ -36,13 +36,16 @@ def spm_path() -> pathlib.Path:
     return SHARED_VOCAB
 
 
-# The files that cost the most CPU (measured: per-test user+sys time incl. subprocesses), heaviest
+# The files that cost the most (measured with tests/cpuprof.py: per-test user+sys time incl.
+# subprocesses, and wall for the multi-process files, which wait on heartbeats and peers), heaviest
 # first. `--dist loadfile` hands whole files to the two workers in collection order, so starting
-# with the long ones keeps one worker from running a long file alone at the end.
-# The two multi-process files are not first together: both at once would be 5 processes on 2 cores.
-HEAVY_FIRST = ("test_multihost.py", "test_tasks_registry.py", "test_launch_multihost.py", "test_launch.py",
-               "test_fault_matrix.py", "test_trainer_cli.py", "test_models_scan.py", "test_train_step.py",
-               "test_flan_mock_pipeline.py")
+# with the long ones keeps one worker from running a long file alone at the end. A worker whose file
+# has at most 2 tests left takes the next file at once, so the first worker takes the 1st and 3rd
+# files: the two multi-process files go there, one after the other (both at once would be 5
+# processes on 2 cores), and the longest, which waits the most, goes first.
+HEAVY_FIRST = ("test_launch_multihost.py", "test_fault_matrix.py", "test_multihost.py", "test_launch.py",
+               "test_trainer_cli.py", "test_train_step.py", "test_models_scan.py", "test_tasks_registry.py",
+               "test_flan_mock_pipeline.py", "test_models_api.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:

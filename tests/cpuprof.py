@@ -3,8 +3,8 @@
 Enable with `-p tests.cpuprof` or FLAN_TEST_CPUPROF=1 (tests/conftest.py loads it then); off by
 default. CPU is the RUSAGE_SELF + RUSAGE_CHILDREN user+sys delta over setup, call and teardown, so
 a test that runs the trainer in a subprocess is charged for it. At the end of the session it prints
-the tests and files sorted by CPU, and with FLAN_TEST_CPUPROF_OUT=DIR writes the same rows to
-DIR/cpuprof-<worker>.tsv (one file per xdist worker) to merge across workers.
+the tests and files sorted by CPU; with FLAN_TEST_CPUPROF_OUT=DIR each test's row is also
+appended to DIR/cpuprof-<worker>.tsv (one file per xdist worker: nodeid, wall_s, cpu_s).
 """
 
 from __future__ import annotations
@@ -33,7 +33,15 @@ def pytest_runtest_protocol(item, nextitem):
     del nextitem
     wall0, cpu0 = time.perf_counter(), _cpu_s()
     yield
-    _ROWS.append((item.nodeid, time.perf_counter() - wall0, _cpu_s() - cpu0))
+    row = (item.nodeid, time.perf_counter() - wall0, _cpu_s() - cpu0)
+    _ROWS.append(row)
+    out = os.environ.get("FLAN_TEST_CPUPROF_OUT")
+    if out:  # appended test by test, so a run stopped early still leaves its rows
+        worker = getattr(item.config, "workerinput", {}).get("workerid", "main")
+        path = pathlib.Path(out) / f"cpuprof-{worker}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
+            f.write(f"{row[0]}\t{row[1]:.2f}\t{row[2]:.2f}\n")
 
 
 def _by_file(rows: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
@@ -43,16 +51,6 @@ def _by_file(rows: list[tuple[str, float, float]]) -> list[tuple[str, float, flo
         acc[0] += wall
         acc[1] += cpu
     return sorted(((f, w, c) for f, (w, c) in files.items()), key=lambda r: -r[2])
-
-
-def pytest_sessionfinish(session) -> None:
-    out = os.environ.get("FLAN_TEST_CPUPROF_OUT")
-    if not out or not _ROWS:
-        return
-    worker = getattr(session.config, "workerinput", {}).get("workerid", "main")
-    path = pathlib.Path(out) / f"cpuprof-{worker}.tsv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{n}\t{w:.2f}\t{c:.2f}\n" for n, w, c in _ROWS))
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

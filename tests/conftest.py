@@ -7,6 +7,17 @@ import pathlib
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# A persistent compilation cache for every test process and the trainer subprocesses they start:
+# most of this suite's CPU is XLA compiling the same small programs as the last run, which a cache
+# loads instead (the key covers the program, the compile options and the jax/XLA versions, so a
+# changed program is compiled anew). It is the trainer's own default folder (flan_trainer/
+# compile_cache.py); FLAN_TEST_COMPILATION_CACHE=DIR picks another, =none turns it off. Tests that
+# need a cache of their own (test_trainer_cli.py, test_fault_matrix.py) still set theirs.
+_CACHE = os.environ.get("FLAN_TEST_COMPILATION_CACHE") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "flan_jax",
+    "jax_compilation_cache")
+if _CACHE.lower() not in ("none", "off"):
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
 
 import sys  # noqa: E402
 

@@ -7,6 +7,17 @@ import pathlib
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# A persistent compilation cache for every test process and the trainer subprocesses they start:
+# most of this suite's CPU is XLA compiling the same small programs as the last run, which a cache
+# loads instead (the key covers the program, the compile options and the jax/XLA versions, so a
+# changed program is compiled anew). It is the trainer's own default folder (flan_trainer/
+# compile_cache.py); FLAN_TEST_COMPILATION_CACHE=DIR picks another, =none turns it off. Tests that
+# need a cache of their own (test_trainer_cli.py, test_fault_matrix.py) still set theirs.
+_CACHE = os.environ.get("FLAN_TEST_COMPILATION_CACHE") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "flan_jax",
+    "jax_compilation_cache")
+if _CACHE.lower() not in ("none", "off"):
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
 
 import sys  # noqa: E402
 
@@ -16,6 +27,9 @@ import sys  # noqa: E402
 sys.modules.setdefault("triton", None)
 
 import pytest  # noqa: E402
+
+# Per-test wall/CPU table (tests/cpuprof.py): opt-in, never on by default.
+pytest_plugins = ["tests.cpuprof"] if os.environ.get("FLAN_TEST_CPUPROF") else []
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_VOCAB = REPO_ROOT.parent / "shared" / "vocab" / "t5_cc_all_32000.spiece.model"
@@ -33,13 +47,16 @@ def spm_path() -> pathlib.Path:
     return SHARED_VOCAB
 
 
-# The files that cost the most CPU (measured: per-test user+sys time incl. subprocesses), heaviest
+# The files that cost the most (measured with tests/cpuprof.py: per-test user+sys time incl.
+# subprocesses, and wall for the multi-process files, which wait on heartbeats and peers), heaviest
 # first. `--dist loadfile` hands whole files to the two workers in collection order, so starting
-# with the long ones keeps one worker from running a long file alone at the end.
-# The two multi-process files are not first together: both at once would be 5 processes on 2 cores.
-HEAVY_FIRST = ("test_multihost.py", "test_tasks_registry.py", "test_launch_multihost.py", "test_launch.py",
-               "test_fault_matrix.py", "test_trainer_cli.py", "test_models_scan.py", "test_train_step.py",
-               "test_flan_mock_pipeline.py")
+# with the long ones keeps one worker from running a long file alone at the end. A worker whose file
+# has at most 2 tests left takes the next file at once, so the first worker takes the 1st and 3rd
+# files: the two multi-process files go there, one after the other (both at once would be 5
+# processes on 2 cores), and the longest, which waits the most, goes first.
+HEAVY_FIRST = ("test_launch_multihost.py", "test_fault_matrix.py", "test_multihost.py", "test_launch.py",
+               "test_trainer_cli.py", "test_train_step.py", "test_models_scan.py", "test_tasks_registry.py",
+               "test_flan_mock_pipeline.py", "test_models_api.py")
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -319,6 +319,9 @@ def _kill(proc: subprocess.Popen) -> None:
     assert proc.wait(timeout=60) == -signal.SIGKILL
 
 
+LAST = 20  # the kill runs' TRAIN_STEPS: room for checkpoints 16 and 20 after the kills at 12 and 13
+
+
 @pytest.mark.slow
 def test_sigkill_during_init_evaluation_and_steps_loses_no_checkpoint(tmp_path, finished_run):
     """SIGKILL at three points of a resumed run; after each, every complete checkpoint is intact,
@@ -330,7 +333,7 @@ def test_sigkill_during_init_evaluation_and_steps_loses_no_checkpoint(tmp_path, 
     run_gin.write_text(f"include '{TINY_GIN}'\nimport test_fault_matrix\n"
                        "train.eval_hooks = [@test_fault_matrix.stall_hook]\nEVAL_PERIOD = 1\n")
     cmd = [sys.executable, "-m", "flan_trainer", f"--gin_file={run_gin}", f"--gin.MODEL_DIR='{model_dir}'",
-           "--gin.TRAIN_STEPS=24"]
+           f"--gin.TRAIN_STEPS={LAST}"]
     hashes = {s: tree_hash(checkpoints.step_dir(model_dir, s)) for s in (4, 8)}
 
     def start(name: str) -> tuple[subprocess.Popen, pathlib.Path]:
@@ -370,15 +373,15 @@ def test_sigkill_during_init_evaluation_and_steps_loses_no_checkpoint(tmp_path, 
     time.sleep(0.3)
     _kill(proc)
     steps = checkpoints.complete_steps(model_dir)
-    assert steps[:3] == [4, 8, 12] and set(steps) <= set(range(4, 25, 4)), steps
+    assert steps[:3] == [4, 8, 12] and set(steps) <= set(range(4, LAST + 1, 4)), steps
     assert_kept()
 
     # 4. A plain rerun resumes from the newest complete checkpoint and finishes.
     (control / "stall_13").unlink()
     proc, log = start("final")
     assert proc.wait(timeout=600) == 0, log.read_text()[-4000:]
-    assert f"finished at step 24 (completed); started at {steps[-1]}" in log.read_text()
-    assert checkpoints.complete_steps(model_dir) == list(range(4, 25, 4))
+    assert f"finished at step {LAST} (completed); started at {steps[-1]}" in log.read_text()
+    assert checkpoints.complete_steps(model_dir) == list(range(4, LAST + 1, 4))
     assert_kept()
 
 

@@ -81,12 +81,17 @@ def _packed(name: str, n: int = 2) -> list[dict]:
 
 
 def _check_dataset(name: str, registered: set[str], packed: bool = True) -> None:
-    spec = SPECS[name]
     train = f"flan_{name}_train"
     assert train in registered
     _check_train_rows(name, _task_rows(train, "train", 6))
     if packed:
         assert _packed(train)
+    _check_eval_task(name)
+
+
+def _check_eval_task(name: str) -> None:
+    """The first scored template's test task: rank rows that regroup, or answers to generate."""
+    spec = SPECS[name]
     k = spec.scored_template_indices()[0]
     kind = "rank" if spec.is_classification else "gen"
     eval_name = f"flan_{name}_t{k}_test_{kind}"
@@ -124,7 +129,7 @@ def test_every_training_task_and_the_all_train_mixture(registered):
             if not spec.splits.train:
                 continue  # eval-only (WSC273)
             _check_train_rows(name, _task_rows(f"flan_{name}_train", "train", 4))
-        for name in list(SPECS)[::7]:
+        for name in list(SPECS)[::7]:  # their training rows were read just above
             if SPECS[name].splits.train:
-                _check_dataset(name, registered, packed=False)
+                _check_eval_task(name)
         assert _packed("flan_all_train", n=3)

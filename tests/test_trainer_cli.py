@@ -1,10 +1,12 @@
 """The trainer through its command line (`python -m flan_trainer`), and the gin plumbing.
 
 Real runs of a very small model (tests/data/tiny_train.gin) on the embedded suite with the `nli`
-cluster held out. The fault tests launch the CLI as a subprocess, kill it (SIGKILL) or preempt it
-(SIGTERM) after its mid-run checkpoint, restart it with the same command, and compare the per-step
-losses the user sees in TensorBoard with those of an uninterrupted run. The subprocesses share a
-persistent JAX compilation cache so that only the first one pays for compiling the train step.
+cluster held out. The fault tests follow ONE run through its faults, as subprocesses of the CLI
+(`interrupted` below): it is preempted (SIGTERM) after its first checkpoint, restarted with the same
+command, killed (SIGKILL) after a later checkpoint, restarted again to the end; its per-step losses,
+as the user sees them in TensorBoard, are compared with those of the same run uninterrupted. The
+subprocesses share a persistent JAX compilation cache so that only the first one pays for compiling
+the train step.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import gin
 import numpy as np
@@ -28,21 +31,22 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY_GIN = REPO / "tests" / "data" / "tiny_train.gin"
 PAUSE_GIN = REPO / "tests" / "data" / "pause_after_checkpoint.gin"
 N, HALF = 8, 4  # TRAIN_STEPS and CHECKPOINT_PERIOD in tiny_train.gin
+PAUSES = (3, 6)  # CHECKPOINT_PERIOD 3 and the pause steps in pause_after_checkpoint.gin
 RUN_TIMEOUT = 300
 FINISHED_RE = re.compile(r"finished at step (\d+) \((\w+)\); started at (\d+) \(([^)]*)\)")
 
 
 @gin.configurable
-def pause_hook(ctx, step, params, final, pause_at_step=gin.REQUIRED, max_seconds=120.0):
-    """Eval hook (see tests/data/pause_after_checkpoint.gin): holds the run at `pause_at_step`.
+def pause_hook(ctx, step, params, final, pause_at_steps=gin.REQUIRED, max_seconds=120.0):
+    """Eval hook (see tests/data/pause_after_checkpoint.gin): holds the run at each of `pause_at_steps`.
 
-    Hooks run after that step's checkpoint is saved, so a test that sees the checkpoint can kill
-    the process while it waits here. Creating MODEL_DIR/release lets the run go on.
+    Hooks run after that step's checkpoint is saved, so a test that sees the checkpoint can signal
+    the process while it waits here. Creating MODEL_DIR/release_<step> lets the run go on.
     """
     del params, final
-    if step != pause_at_step:
+    if step not in pause_at_steps:
         return None
-    release = pathlib.Path(ctx.model_dir) / "release"
+    release = pathlib.Path(ctx.model_dir) / f"release_{step}"
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline and not release.exists():
         time.sleep(0.05)
@@ -150,18 +154,73 @@ def _assert_same_losses(got: dict[int, float], want: dict[int, float], steps) ->
     np.testing.assert_allclose([got[s] for s in steps], [want[s] for s in steps], rtol=1e-6, atol=0)
 
 
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:  # never leave a run behind, even on failure
+        proc.kill()
+        proc.wait()
+
+
+def _signal_at_pause(cmd, jax_cache, work: pathlib.Path, name: str, step: int, sig: int) -> tuple[int, str]:
+    """Starts `cmd`, waits for checkpoint `step` (the run then pauses), sends `sig`; (exit status, log).
+
+    After SIGTERM the run is released, so it goes on to see the flag after the next step.
+    """
+    model_dir, log = _model_dir(cmd), work / f"{name}.log"
+    proc = _start(cmd, jax_cache, work, log)
+    try:
+        _wait_for_checkpoint(model_dir, step, proc, log)
+        proc.send_signal(sig)
+        if sig == signal.SIGTERM:
+            (model_dir / f"release_{step}").touch()
+        rc = proc.wait(timeout=120)
+    finally:
+        _stop(proc)
+    return rc, log.read_text()
+
+
+def _model_dir(cmd: list[str]) -> pathlib.Path:
+    (arg,) = [a for a in cmd if a.startswith("--gin.MODEL_DIR=")]
+    return pathlib.Path(arg.split("=", 1)[1].strip("'"))
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, jax_cache) -> tuple[pathlib.Path, dict[int, float]]:
-    """An uninterrupted N-step run through the CLI: its MODEL_DIR and logged per-step losses."""
-    work = tmp_path_factory.mktemp("reference")
+def interrupted(tmp_path_factory, jax_cache) -> SimpleNamespace:
+    """One N-step run through its faults, each phase a `python -m flan_trainer` process with the same
+    command (tiny_train.gin + pause_after_checkpoint.gin, RANDOM_SEED=None):
+
+      preempted: waits after checkpoint 3, gets SIGTERM, stops after step 4 with exit 0;
+      killed:    the restart, resumes at 4, waits after checkpoint 6, gets SIGKILL;
+      restarted: resumes at 6 and finishes at N;
+    then the reference: the same run uninterrupted (tiny_train.gin alone) with the seed the first
+    process drew. RANDOM_SEED=None (time-based) on purpose: every resumed run must take the data
+    order and the dropout rngs from the seed saved with the checkpoint, not draw a new one.
+    What each phase left behind is recorded here and asserted by the tests below.
+    """
+    work = tmp_path_factory.mktemp("interrupted")
     model_dir = work / "run"
-    proc = _run_ok(_cli(model_dir), jax_cache, work)
+    cmd = _cli(model_dir, "--gin.RANDOM_SEED=None", gin_files=(TINY_GIN, PAUSE_GIN))
+    run = SimpleNamespace(model_dir=model_dir)
+
+    run.preempted_rc, run.preempted_log = _signal_at_pause(cmd, jax_cache, work, "preempted", PAUSES[0],
+                                                           signal.SIGTERM)
+    assert run.preempted_rc == 0, run.preempted_log[-4000:]
+    run.preempted_steps = checkpoints.complete_steps(model_dir)
+    run.preempted_data_state = checkpoints.read_data_state(checkpoints.step_dir(model_dir, PAUSES[0] + 1))
+    run.seed = run.preempted_data_state["seed"]
+
+    run.killed_rc, run.killed_log = _signal_at_pause(cmd, jax_cache, work, "killed", PAUSES[1], signal.SIGKILL)
+    run.killed_steps = checkpoints.complete_steps(model_dir)
+    run.restart = _run_ok(cmd, jax_cache, work)
+    run.restart_events = _file_losses(_event_files(model_dir)[-1])  # the restart's own event file
+
+    run.reference_dir = work / "reference"
+    proc = _run_ok(_cli(run.reference_dir, f"--gin.RANDOM_SEED={run.seed}"), jax_cache, work)
     assert _finished(proc.stderr)[:3] == (N, "completed", 0)
-    losses = _logged_losses(model_dir)
-    assert sorted(losses) == list(range(1, N + 1))
-    assert all(np.isfinite(list(losses.values())))
-    assert checkpoints.complete_steps(model_dir) == [HALF, N]
-    return model_dir, losses
+    run.reference_losses = _logged_losses(run.reference_dir)
+    assert sorted(run.reference_losses) == list(range(1, N + 1))
+    assert all(np.isfinite(list(run.reference_losses.values())))
+    assert checkpoints.complete_steps(run.reference_dir) == [HALF, N]
+    return run
 
 
 # ----------------------------------------------------------------------------- runs
@@ -180,83 +239,53 @@ def test_unknown_held_out_cluster_fails_fast_through_cli(tmp_path, jax_cache):
 
 
 @pytest.mark.slow
-def test_sigkill_after_checkpoint_then_restart_logs_the_same_losses(tmp_path, jax_cache, reference):
-    """The issue's acceptance test: kill -9 after checkpoint N/2, rerun, same losses after N/2."""
-    _, ref_losses = reference
-    model_dir = tmp_path / "run"
-    cmd = _cli(model_dir, gin_files=(TINY_GIN, PAUSE_GIN))
-    log = tmp_path / "killed.log"
-    proc = _start(cmd, jax_cache, tmp_path, log)
-    try:
-        _wait_for_checkpoint(model_dir, HALF, proc, log)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert checkpoints.complete_steps(model_dir) == [HALF]
-
-    restart = _run_ok(cmd, jax_cache, tmp_path)
-    final, how, start, source = _finished(restart.stderr)
-    assert (final, how, start) == (N, "completed", HALF)
-    assert f"checkpoint_{HALF}" in source
-    # The input pipeline came back from the iterator state saved with the checkpoint (no replay).
-    assert (model_dir / f"checkpoint_{HALF}" / "data" / "host_0.json").exists()
-    assert f"input pipeline restored from its saved state at batch {HALF}" in restart.stderr
-    # The restart is a second run of the same config with a warm persistent compilation cache
-    # (JAX_COMPILATION_CACHE_DIR): its train step is loaded, not compiled again.
-    assert "compilation cache HIT: jit_flan_train_step loaded from" in restart.stderr, restart.stderr[-3000:]
-    assert "compilation cache MISS: jit_flan_train_step" not in restart.stderr
-    # The restarted process logged exactly the steps after the checkpoint, into its own event file ...
-    assert sorted(_file_losses(_event_files(model_dir)[-1])) == list(range(HALF + 1, N + 1))
-    # ... with the losses of the uninterrupted run.
-    _assert_same_losses(_logged_losses(model_dir), ref_losses, range(HALF + 1, N + 1))
-    assert checkpoints.complete_steps(model_dir) == [HALF, N]
+def test_sigterm_saves_exits_zero_and_restart_continues(interrupted):
+    """SIGTERM -> checkpoint at the step it stopped, exit 0; the restart resumes there, exactly."""
+    run = interrupted
+    final, how, start, _ = _finished(run.preempted_log)
+    assert (final, how, start) == (PAUSES[0] + 1, "preempted", 0)
+    # A checkpoint at the step it stopped, off the checkpoint period: the forced preemption save.
+    assert run.preempted_steps == [PAUSES[0], PAUSES[0] + 1]
+    assert run.preempted_data_state["steps"] == PAUSES[0] + 1
+    assert isinstance(run.seed, int)
+    # The restart (the phase killed later) resumed from that checkpoint with the saved seed.
+    assert f"resumed from {checkpoints.step_dir(run.model_dir, PAUSES[0] + 1)}; starting at step " \
+        f"{PAUSES[0] + 1} of {N} (mixture embedded_held_out_nli_train, seed {run.seed})" in run.killed_log, \
+        run.killed_log[-3000:]
+    # The preempted steps' losses, and every step logged after it, are those of the uninterrupted
+    # run with the drawn seed (the steps after the kill follow from the resumed state too).
+    logged = _logged_losses(run.model_dir)
+    assert set(range(1, PAUSES[0] + 2)) | set(range(PAUSES[1] + 1, N + 1)) <= set(logged), sorted(logged)
+    _assert_same_losses(logged, run.reference_losses, sorted(logged))
 
 
 @pytest.mark.slow
-def test_sigterm_saves_exits_zero_and_restart_continues(tmp_path, jax_cache):
-    """SIGTERM -> checkpoint at the step it stopped, exit 0; restart resumes there, exactly.
+def test_sigkill_after_checkpoint_then_restart_logs_the_same_losses(interrupted):
+    """The issue's acceptance test: kill -9 after a checkpoint, rerun, the same losses after it."""
+    run = interrupted
+    assert run.killed_rc == -signal.SIGKILL, run.killed_log[-4000:]
+    assert run.killed_steps == [PAUSES[0], PAUSES[0] + 1, PAUSES[1]]
+    final, how, start, source = _finished(run.restart.stderr)
+    assert (final, how, start) == (N, "completed", PAUSES[1])
+    assert f"checkpoint_{PAUSES[1]}" in source
+    # The input pipeline came back from the iterator state saved with the checkpoint (no replay).
+    assert (run.model_dir / f"checkpoint_{PAUSES[1]}" / "data" / "host_0.json").exists()
+    assert f"input pipeline restored from its saved state at batch {PAUSES[1]}" in run.restart.stderr
+    # The restart is a later run of the same config with a warm persistent compilation cache
+    # (JAX_COMPILATION_CACHE_DIR): its train step is loaded, not compiled again.
+    assert "compilation cache HIT: jit_flan_train_step loaded from" in run.restart.stderr, run.restart.stderr[-3000:]
+    assert "compilation cache MISS: jit_flan_train_step" not in run.restart.stderr
+    # The restarted process logged exactly the steps after the checkpoint, into its own event file ...
+    assert sorted(run.restart_events) == list(range(PAUSES[1] + 1, N + 1))
+    # ... with the losses of the uninterrupted run.
+    _assert_same_losses(run.restart_events, run.reference_losses, range(PAUSES[1] + 1, N + 1))
+    assert checkpoints.complete_steps(run.model_dir) == [*PAUSES[:1], PAUSES[0] + 1, PAUSES[1], N]
 
-    RANDOM_SEED=None (time-based) here: the resumed run must take both the data order and the
-    dropout rngs from the seed saved with the checkpoint, not from a new time-based seed.
-    """
-    model_dir = tmp_path / "run"
-    cmd = _cli(model_dir, "--gin.RANDOM_SEED=None", gin_files=(TINY_GIN, PAUSE_GIN))
-    log = tmp_path / "preempted.log"
-    proc = _start(cmd, jax_cache, tmp_path, log)
-    try:
-        _wait_for_checkpoint(model_dir, HALF, proc, log)
-        proc.send_signal(signal.SIGTERM)
-        (model_dir / "release").touch()  # the run goes on, sees the flag after step HALF + 1
-        rc = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    output = log.read_text()
-    assert rc == 0, output[-4000:]
-    final, how, start, _ = _finished(output)
-    assert (final, how, start) == (HALF + 1, "preempted", 0)
-    # A checkpoint at the step it stopped, off the checkpoint period: the forced preemption save.
-    assert checkpoints.complete_steps(model_dir) == [HALF, HALF + 1]
-    data_state = checkpoints.read_data_state(checkpoints.step_dir(model_dir, HALF + 1))
-    assert data_state["steps"] == HALF + 1
-    seed = data_state["seed"]
-    assert isinstance(seed, int)
 
-    restart = _run_ok(cmd, jax_cache, tmp_path)
-    final, how, start, source = _finished(restart.stderr)
-    assert (final, how, start) == (N, "completed", HALF + 1)
-    assert f"checkpoint_{HALF + 1}" in source
-    assert sorted(_file_losses(_event_files(model_dir)[-1])) == list(range(HALF + 2, N + 1))
-
-    # The same run without interruption, with the seed the first process drew.
-    ref_dir = tmp_path / "reference"
-    _run_ok(_cli(ref_dir, f"--gin.RANDOM_SEED={seed}"), jax_cache, tmp_path)
-    _assert_same_losses(_logged_losses(model_dir), _logged_losses(ref_dir), range(1, N + 1))
+@pytest.fixture(scope="module")
+def reference(interrupted) -> tuple[pathlib.Path, dict[int, float]]:
+    """The uninterrupted N-step run through the CLI: its MODEL_DIR and logged per-step losses."""
+    return interrupted.reference_dir, interrupted.reference_losses
 
 
 @pytest.mark.slow
@@ -404,11 +433,11 @@ def test_operative_config_is_written_and_parses_back(reference, clean_gin):
 
 
 def test_write_operative_config_creates_model_dir(tmp_path, clean_gin):
-    gin.parse_config(["test_trainer_cli.pause_hook.pause_at_step = 7"])
+    gin.parse_config(["test_trainer_cli.pause_hook.pause_at_steps = [7]"])
     pause_hook(None, 1, None, False)  # a call, so the binding is operative
     path = gin_utils.write_operative_config(str(tmp_path / "new" / "dir"))
     assert path == str(tmp_path / "new" / "dir" / "config.gin")
-    assert "pause_at_step = 7" in pathlib.Path(path).read_text()
+    assert "pause_at_steps = [7]" in pathlib.Path(path).read_text()
 
 
 # ----------------------------------------------------------------------------- gin files

@@ -143,7 +143,7 @@ def read_rows(
         raise ValueError(f"task(s) {', '.join(empty)} have no {split!r} rows{' in the cache' if use_cached else ''}; "
                          "the index loader cannot sample from an empty task (drop it from the mixture or "
                          "give it data)")
-    counts_arr = np.array(counts, np.int64)
+    counts_arr = counts.astype(np.int64)
     rows = TaskRows(
         names=[t.name for t in tasks], rates=rates / rates.sum(), counts=counts_arr,
         starts=np.concatenate([[0], np.cumsum(counts_arr)[:-1]]).astype(np.int64),
@@ -191,10 +191,15 @@ def _drawer(rows: TaskRows, seed: int, group_size: int):
     return draw
 
 
+def _groups(rows: TaskRows, seed: int, group_size: int, num_groups: int) -> tf.data.Dataset:
+    """(offsets, choices) of groups 0, 1, ...: each task's count before the group, its tasks."""
+    return tf.data.Dataset.range(num_groups).scan(tf.zeros([len(rows.names)], tf.int64),
+                                                  _drawer(rows, seed, group_size))
+
+
 def stream_rows(rows: TaskRows, seed: int, num_groups: int, group_size: int, shuffle: bool = True) -> np.ndarray:
     """The table rows of the first ``num_groups * group_size`` examples of the stream, in order."""
-    ds = tf.data.Dataset.range(num_groups).scan(tf.zeros([len(rows.names)], tf.int64),
-                                                _drawer(rows, seed, group_size))
+    ds = _groups(rows, seed, group_size, num_groups)
     pick = _row_picker(rows, seed, shuffle)
     return np.concatenate([pick(o, c).numpy() for o, c in ds]) if num_groups else np.zeros([0], np.int64)
 
@@ -208,7 +213,6 @@ def host_dataset(
     *,
     shuffle: bool = True,
     workers: int = 1,
-    drop_remainder: bool = True,
 ) -> tf.data.Dataset:
     """This host's batches, forever: groups drawn by index, converted and packed ``workers`` at once."""
     group_size = max(task_feature_lengths.values())
@@ -226,12 +230,11 @@ def host_dataset(
                  for k, (v, splits) in table.items()}
         return convert_group(group, feature_converter, lengths)
 
-    ds = tf.data.Dataset.range(np.iinfo(np.int64).max)
-    ds = ds.scan(tf.zeros([len(rows.names)], tf.int64), _drawer(rows, seed, group_size))
+    ds = _groups(rows, seed, group_size, np.iinfo(np.int64).max)
     # The prefetch lets the workers run ahead of rebatch (measured: without it two workers
     # gained 1.5x over one, with it 2.1x).
     ds = ds.map(convert, num_parallel_calls=workers, deterministic=True).prefetch(2 * workers)
-    ds = ds.rebatch(host_batch_size, drop_remainder=drop_remainder)
+    ds = ds.rebatch(host_batch_size, drop_remainder=True)  # the stream is endless: a static batch size
     # The iterator state leaves the variables out (reading one is "external state"): a resumed run
     # rebuilds them from the same rows, which the state's fingerprint pins (TaskRows.digest).
     options = tf.data.Options()
@@ -240,20 +243,18 @@ def host_dataset(
 
 
 def convert_group(group: Mapping[str, tf.RaggedTensor], converter: seqio.FeatureConverter,
-                  task_feature_lengths: Mapping[str, int], vectorised: bool | None = None) -> dict[str, tf.Tensor]:
+                  task_feature_lengths: Mapping[str, int]) -> dict[str, tf.Tensor]:
     """One group's examples ``{feature: [n, None]}`` -> its converted rows ``{model feature: [rows, L]}``.
 
     Converters that pack the task features themselves (encoder-decoder, LM) pack the group whole
     (packing.pack_group, seqio's packing bit for bit) and run their own per-row conversion
-    vectorised over the rows; any other converter (``vectorised=False``, prefix LM) runs its own
+    vectorised over the rows; any other converter (prefix LM, unpacked) runs its own
     tf.data pipeline on the group's examples. Both give the rows seqio's converter gives for
     these examples (tests/test_index_mixture.py).
     """
     lengths = dict(task_feature_lengths)
     group_size = max(lengths.values())
-    if vectorised is None:
-        vectorised = _packs_task_features(converter)
-    if vectorised:
+    if _packs_task_features(converter):
         packed = packing.pack_group({k: group[k].to_tensor() for k in lengths}, lengths, group_size)
         return tf.vectorized_map(converter._convert_example, packed)
     examples = tf.data.Dataset.from_tensor_slices({k: group[k] for k in lengths})

@@ -156,6 +156,11 @@ def get_host_dataset(
         verbose=False,
     )
     ds = ds.batch(host_batch_size, drop_remainder=num_epochs is None)
+    return _replay_and_options(ds, start_step, fast)
+
+
+def _replay_and_options(ds: tf.data.Dataset, start_step: int, fast: bool) -> tf.data.Dataset:
+    """The end of both loaders' pipelines: skip replayed batches, options, prefetch."""
     # Resume by replay (the fallback when a checkpoint has no usable iterator state, see
     # get_train_iterator): the pipeline is deterministic given the seed, so dropping the first
     # start_step batches gives exactly the batches an uninterrupted run would see next, at the
@@ -190,11 +195,7 @@ def get_index_host_dataset(rows: index_mixture.TaskRows, feature_converter: Any,
     converter = _converter(feature_converter, pack)
     ds = index_mixture.host_dataset(rows, packing.fast_packing(converter), task_feature_lengths, host_batch_size,
                                     seed, shuffle=shuffle, workers=workers)
-    if start_step:
-        ds = ds.skip(start_step)  # replay (a checkpoint without a usable iterator state)
-    options = fast_options()
-    options.deterministic = True
-    return ds.with_options(options).prefetch(2)
+    return _replay_and_options(ds, start_step, fast=True)
 
 
 class TrainIterator(Iterator[dict[str, jax.Array]]):

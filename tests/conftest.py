@@ -13,9 +13,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # changed program is compiled anew). It is the trainer's own default folder (flan_trainer/
 # compile_cache.py); FLAN_TEST_COMPILATION_CACHE=DIR picks another, =none turns it off. Tests that
 # need a cache of their own (test_trainer_cli.py, test_fault_matrix.py) still set theirs.
-_CACHE = os.environ.get("FLAN_TEST_COMPILATION_CACHE") or os.path.join(
-    os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "flan_jax",
-    "jax_compilation_cache")
+from flan_trainer.compile_cache import default_cache_dir  # noqa: E402 (imports no jax)
+
+_CACHE = os.environ.get("FLAN_TEST_COMPILATION_CACHE") or str(default_cache_dir())
 if _CACHE.lower() not in ("none", "off"):
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
 

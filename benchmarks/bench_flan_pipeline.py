@@ -15,6 +15,10 @@ packed, batched). Modes:
   cache_old   the same cache read through the old path (fast=False)
   cache_index the same cache through the index loader (flan_trainer/index_mixture.py, gin
               input_loader.kind='index'): rows read once, groups packed by `cores` workers
+  onthefly_index  the index loader without a cache: every row rendered and tokenised once, by
+              `cores` reader threads, when the pipeline is built; then as cache_index. Its
+              on-the-fly rate is per epoch (each row read once and trained on once):
+              1 / (1/read rate + 1/stream rate), both per CPU-second
   resume      time from "build the pipeline and restore the saved iterator state" to the first
               new batch, for a state saved at batch 0 and one saved after --resume_batches batches
 
@@ -66,13 +70,16 @@ def _render_all_then_gather(templates, record, index, include_options=True):
 
 
 def _dataset(args, cores: int, use_cached: bool, index: bool = False):
+    """(this host's batches, the index loader's read timings or {})."""
     import seqio
     import tensorflow as tf
 
     from flan_trainer import index_mixture, input_pipeline
 
+    timings: dict = {}
     if index:
-        rows = index_mixture.read_rows(args.mixture, LENGTHS, use_cached=use_cached)
+        rows = index_mixture.read_rows(args.mixture, LENGTHS, use_cached=use_cached, workers=cores)
+        timings = dict(rows.timings, rows_read=int(rows.counts.sum()))
         ds = input_pipeline.get_index_host_dataset(
             rows, seqio.EncDecFeatureConverter, True, LENGTHS, args.batch, 0, True, cores, 0)
     else:
@@ -83,7 +90,7 @@ def _dataset(args, cores: int, use_cached: bool, index: bool = False):
     options = tf.data.Options()
     options.threading.private_threadpool_size = cores
     options.threading.max_intra_op_parallelism = 1
-    return ds.with_options(options)
+    return ds.with_options(options), timings
 
 
 def _count(batch) -> tuple[int, int, int]:
@@ -96,7 +103,8 @@ def _count(batch) -> tuple[int, int, int]:
 
 def _throughput(args, cores: int, mode: str) -> dict:
     t0 = time.perf_counter()
-    it = iter(_dataset(args, cores, use_cached=mode.startswith("cache"), index=mode == "cache_index"))
+    ds, timings = _dataset(args, cores, use_cached=mode.startswith("cache"), index=mode.endswith("index"))
+    it = iter(ds)
     for _ in range(args.warmup):
         next(it)
     build_s = time.perf_counter() - t0
@@ -118,7 +126,19 @@ def _throughput(args, cores: int, mode: str) -> dict:
             "tokens_per_s": round((in_tok + tgt_tok) / s),
             "input_tokens_per_s": round(in_tok / s), "target_tokens_per_s": round(tgt_tok / s),
             "examples_per_row": round(examples / rows, 2),
-            "fill": round((in_tok + tgt_tok) / (rows * sum(LENGTHS.values())), 3)}
+            "fill": round((in_tok + tgt_tok) / (rows * sum(LENGTHS.values())), 3), **_read_rates(timings, examples / cpu)}
+
+
+def _read_rates(timings: dict, stream_rate: float) -> dict:
+    """The index loader's read: its own rates, and examples per CPU-second over a one-epoch run."""
+    if not timings:
+        return {}
+    read_rate = timings["rows_read"] / timings["read_cpu_s"]
+    return {"rows_read": timings["rows_read"], "build_s": round(timings["build_s"], 1),
+            "read_s": round(timings["read_s"], 2), "read_cpu_s": round(timings["read_cpu_s"], 2),
+            "read_examples_per_s": round(timings["rows_read"] / timings["read_s"], 1),
+            "read_examples_per_cpu_s": round(read_rate, 1),
+            "epoch_examples_per_cpu_s": round(1 / (1 / read_rate + 1 / stream_rate), 1)}
 
 
 def _resume(args, cores: int) -> dict:
@@ -130,7 +150,7 @@ def _resume(args, cores: int) -> dict:
     # A resume builds its pipeline from scratch (for the index loader: reads the rows again).
     from_ = {"use_cached": args.resume_from.startswith("cache"), "index": args.resume_from == "cache_index"}
     try:
-        it = iter(_dataset(args, cores, **from_))
+        it = iter(_dataset(args, cores, **from_)[0])
         out["late_batches"] = args.resume_batches
         for at, tag in ((0, "start"), (args.resume_batches, "late")):
             t0 = time.perf_counter()
@@ -146,7 +166,7 @@ def _resume(args, cores: int) -> dict:
             want = {k: v.numpy() for k, v in next(it).items()}
             out["consumed"] = out.get("consumed", 0) + 1
             t0 = time.perf_counter()
-            fresh = iter(_dataset(args, cores, **from_))
+            fresh = iter(_dataset(args, cores, **from_)[0])
             why = data_checkpoint.restore_iterator(fresh, work / tag, 0, fp)
             got = {k: v.numpy() for k, v in next(fresh).items()}
             out[f"resume_s_{tag}"] = round(time.perf_counter() - t0, 2)
@@ -254,6 +274,10 @@ def _table(results: list[dict]) -> str:
         f"{r['examples_per_cpu_s']:>9} {r['tokens_per_cpu_s']:>10} {r['examples_per_row']:>6} {r['fill']:>5}"
         for r in results if "examples_per_s" in r]
     for r in results:
+        if "read_s" in r:
+            rows.append(f"{r['mode']} {r['cores']} core(s): read {r['rows_read']} rows in {r['read_s']} s "
+                        f"({r['read_examples_per_s']} ex/s, {r['read_examples_per_cpu_s']} ex/cpu-s; pipelines "
+                        f"built in {r['build_s']} s); one epoch: {r['epoch_examples_per_cpu_s']} ex/cpu-s")
         if r["mode"] == "resume":
             rows.append(f"resume (1 core): {r['resume_s_start']} s at batch 0, {r['resume_s_late']} s after "
                         f"{r['late_batches']} batches (ratio {r['resume_ratio']}; replaying them took "
@@ -265,7 +289,7 @@ def _table(results: list[dict]) -> str:
 def _ratios(results: list[dict]) -> dict:
     by = {(r["mode"], r["cores"]): r for r in results if "examples_per_s" in r}
     out = {}
-    for mode in ("onthefly", "cache", "cache_old", "cache_index", "baseline"):
+    for mode in ("onthefly", "cache", "cache_old", "cache_index", "onthefly_index", "baseline"):
         if (mode, 1) in by and (mode, 2) in by:
             out[f"{mode}_2_over_1_cores"] = round(by[mode, 2]["tokens_per_s"] / by[mode, 1]["tokens_per_s"], 2)
             out[f"{mode}_2_over_1_cores_cpu_s"] = round(
@@ -284,6 +308,12 @@ def _ratios(results: list[dict]) -> dict:
             for key in ("examples_per_s", "examples_per_cpu_s"):
                 out[f"onthefly_over_baseline_{key}_{cores}core"] = round(
                     by["onthefly", cores][key] / by["baseline", cores][key], 2)
+        if ("onthefly_index", cores) in by and ("baseline", cores) in by:
+            out[f"onthefly_index_epoch_over_baseline_examples_per_cpu_s_{cores}core"] = round(
+                by["onthefly_index", cores]["epoch_examples_per_cpu_s"] / by["baseline", cores]["examples_per_cpu_s"], 2)
+    if ("onthefly_index", 1) in by and ("onthefly_index", 2) in by:
+        out["onthefly_index_read_2_over_1_cores"] = round(
+            by["onthefly_index", 1]["read_s"] / by["onthefly_index", 2]["read_s"], 2)
     return out
 
 
@@ -299,7 +329,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--warmup", type=int, default=5, help="batches read before timing (fills buffers)")
     parser.add_argument("--mock_examples", type=int, default=64, help="mock records per dataset and split")
     parser.add_argument("--modes", default="baseline,onthefly,resume",
-                        help="comma list of baseline, onthefly, cache, cache_old, cache_index, resume (cache*: --cache_dir)")
+                        help="comma list of baseline, onthefly, onthefly_index, cache, cache_old, cache_index, resume "
+                             "(cache*: --cache_dir)")
     parser.add_argument("--cores", default="1,2")
     parser.add_argument("--cache_dir", default="", help="seqio cache dir holding the flan tasks (cache mode)")
     parser.add_argument("--resume_batches", type=int, default=10_000)

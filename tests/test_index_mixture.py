@@ -100,6 +100,14 @@ def test_settings_and_clear_errors(mixture, rows):
     with pytest.raises(ValueError, match="no task with a 'validation' split"):
         index_mixture.read_rows(mixture, LENGTHS, split="validation")
     assert rows.digest() == index_mixture.read_rows(mixture, LENGTHS).digest()
+    # Several reader threads (one per task here, a third idle) read the same table.
+    assert rows.digest() == index_mixture.read_rows(mixture, LENGTHS, workers=3).digest()
+    # With more tasks than readers, a reader's rows interleave tasks; the table is put back in order.
+    parts = [(np.array([0, 0, 2]), {"x": np.array([1, 2, 3, 7, 7])}, {"x": np.array([1, 2, 2])}),
+             (np.array([1, 1]), {"x": np.array([4, 5, 6])}, {"x": np.array([2, 1])})]
+    task, values, lens = index_mixture._in_task_order(parts, {"x": 4})
+    assert task.tolist() == [0, 0, 1, 1, 2]
+    assert values["x"].tolist() == [1, 2, 3, 4, 5, 6, 7, 7] and lens["x"].tolist() == [1, 2, 2, 1, 2]
     assert rows.digest() != index_mixture.read_rows(mixture, {"inputs": 16, "targets": 8}).digest()  # trimmed
 
 

@@ -43,6 +43,9 @@ def test_lost_process_stops_the_survivor_and_relaunch_resumes(tmp_path):
         "--gin_file=runs/quickstart.gin", f"--gin.MODEL_DIR='{model_dir}'", "--gin.TRAIN_STEPS=500",
         "--gin.BATCH_SIZE=8", "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}",
         "--gin.CHECKPOINT_PERIOD=2", "--gin.train.eval_hooks=[]", f"--heartbeat_timeout_s={HEARTBEAT_S}",
+        # The index loader here (tests/test_multihost.py runs the seqio loader on 2 processes): each
+        # process reads its shard's rows, saves its iterator state, and restores it on relaunch.
+        "--gin.input_loader.kind='index'",
         "--initialization_timeout_s=120", "--log_level=INFO"])
     procs, logs = _run(job, tmp_path, "run")
     try:
@@ -75,6 +78,9 @@ def test_lost_process_stops_the_survivor_and_relaunch_resumes(tmp_path):
     log = (tmp_path / "again0.log").read_text()
     assert codes == [0, 0], log[-3000:]
     assert f"starting at step {last} of {last + 2}" in log
+    for i in range(2):  # both processes read their rows and restored their own saved position
+        text = (tmp_path / f"again{i}.log").read_text()
+        assert "index loader: read" in text and f"restored from its saved state at batch {last}" in text, text[-3000:]
     assert last + 2 in _complete_checkpoints(model_dir)
 
     _evaluate_on_two_processes(model_dir, tmp_path)

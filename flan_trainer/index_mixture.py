@@ -8,7 +8,8 @@ This loader makes every example a function of its index, as Grain does, so that 
 examples are independent work:
 
 1. **Rows.** Each task's rows are read once, in order (seqio's own task pipeline, unshuffled, one
-   epoch, trimmed and filtered as seqio's Mixture does), into one ragged table per feature.
+   epoch, trimmed and filtered as seqio's Mixture does), into one ragged table per feature; the
+   tasks are read by ``workers`` threads at once.
 2. **Choice.** Example ``i`` of the stream belongs to group ``g = i // G`` (``G`` = the packing
    group, ``max(task_feature_lengths)``, as seqio packs); the tasks of a group are a stateless
    categorical draw with the mixture's rates, keyed by (seed, g). Rates are seqio's

@@ -51,6 +51,7 @@ import gin
 import numpy as np
 import seqio
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from flan_trainer import packing
 
@@ -137,11 +138,13 @@ def read_rows(
                 for task in tasks]
     built, built_cpu = time.perf_counter(), time.process_time()
     chunks = [[(i, datasets[i]) for i in range(w, len(tasks), workers)] for w in range(min(workers, len(tasks)))]
-    if len(chunks) == 1:
-        parts = [_read_chunk(chunks[0], lengths)]
-    else:
-        with concurrent.futures.ThreadPoolExecutor(len(chunks), thread_name_prefix="index_read") as pool:
-            parts = list(pool.map(lambda chunk: _read_chunk(chunk, lengths), chunks))
+    # A progress bar on a terminal (an uncached read of a large mixture takes minutes); none in logs.
+    with tqdm(desc="index loader: reading rows", unit=" rows", mininterval=5, disable=None) as bar:
+        if len(chunks) == 1:
+            parts = [_read_chunk(chunks[0], lengths, bar)]
+        else:
+            with concurrent.futures.ThreadPoolExecutor(len(chunks), thread_name_prefix="index_read") as pool:
+                parts = list(pool.map(lambda chunk: _read_chunk(chunk, lengths, bar), chunks))
     task_of_row, values, row_lengths = _in_task_order(parts, lengths)
     counts = np.bincount(task_of_row, minlength=len(tasks))
     if not counts.all():
@@ -167,7 +170,7 @@ def read_rows(
 _Chunk = tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray]]
 
 
-def _read_chunk(datasets: list[tuple[int, tf.data.Dataset]], lengths: Mapping[str, int]) -> _Chunk:
+def _read_chunk(datasets: list[tuple[int, tf.data.Dataset]], lengths: Mapping[str, int], bar: tqdm) -> _Chunk:
     """(task of each row, {feature: flat ids}, {feature: row lengths}) of these tasks, read in order."""
     # One concatenated pipeline, read in ragged batches: tf.data sets up and optimises it once
     # (measured: half the time of reading the tasks' pipelines one after another).
@@ -183,6 +186,7 @@ def _read_chunk(datasets: list[tuple[int, tf.data.Dataset]], lengths: Mapping[st
         for k in lengths:
             values[k].append(batch[k].flat_values.numpy().astype(np.int32))
             row_lengths[k].append(batch[k].row_lengths().numpy())
+        bar.update(len(task_of_row[-1]))
 
     def cat(parts: list[np.ndarray], dtype) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros([0], dtype)

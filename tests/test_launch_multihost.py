@@ -42,7 +42,8 @@ def test_lost_process_stops_the_survivor_and_relaunch_resumes(tmp_path):
     job = job_from_args("mh", [
         "--gin_file=runs/quickstart.gin", f"--gin.MODEL_DIR='{model_dir}'", "--gin.TRAIN_STEPS=500",
         "--gin.BATCH_SIZE=8", "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}",
-        "--gin.CHECKPOINT_PERIOD=2", "--gin.train.eval_hooks=[]", f"--heartbeat_timeout_s={HEARTBEAT_S}",
+        "--gin.CHECKPOINT_PERIOD=2", "--gin.train.eval_hooks=[]", "--gin.register_suite.shuffle_buffer_size=64",
+        f"--heartbeat_timeout_s={HEARTBEAT_S}",
         "--initialization_timeout_s=120", "--log_level=INFO"])
     procs, logs = _run(job, tmp_path, "run")
     try:

@@ -189,10 +189,17 @@ def test_missing_tfds_data_names_the_fix(tmp_path):
 
 def test_fast_path_gives_the_old_paths_batches(mixture):
     # fast=True (vectorised packing, fast_options) and the old path (seqio's packing loop, default
-    # tf.data options) read the same mixture into the same packed batches, bit for bit.
+    # tf.data options) read the same mixture into the same packed batches, bit for bit. The fast one
+    # is built as training builds it, without AutoGraph (flan_tasks/graph_build.py); the old one with
+    # it, as tf.data does by default.
+    from flan_tasks import graph_build
+
     def batches(fast):
-        ds = ip.get_host_dataset(mixture, {"inputs": 64, "targets": 16}, 4, seqio.EncDecFeatureConverter,
-                                 seqio.ShardInfo(0, 1), seed=3, fast=fast)
+        def build():
+            return ip.get_host_dataset(mixture, {"inputs": 64, "targets": 16}, 4, seqio.EncDecFeatureConverter,
+                                       seqio.ShardInfo(0, 1), seed=3, fast=fast)
+
+        ds = graph_build.build(build) if fast else build()
         return list(ds.take(6).as_numpy_iterator())
 
     fast = batches(True)

@@ -220,7 +220,10 @@ def load_generation_task(
     """(examples, postprocess_fn, vocabulary of `targets`) of a registered seqio generation task."""
     import seqio
 
+    from flan_tasks import graph_build
+
     task = seqio.get_mixture_or_task(task_name)
-    ds = task.get_dataset(sequence_length=None, split=split, shuffle=False, trim_output_features=False)
+    ds = graph_build.build(lambda: task.get_dataset(  # without AutoGraph: faster (flan_tasks/graph_build.py)
+        sequence_length=None, split=split, shuffle=False, trim_output_features=False), f"eval task {task_name}")
     examples = rows_to_examples(ds.as_numpy_iterator(), max_examples=max_examples)
     return examples, task.postprocess_fn, task.output_features["targets"].vocabulary

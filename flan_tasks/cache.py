@@ -89,6 +89,7 @@ def fingerprint(task_name: str) -> dict[str, Any]:
     options = dataclasses.asdict(registry.registered_options(info.suite))
     options.pop("rate_cap")  # the rate cap changes mixing rates, not the rows
     options.pop("classification_generation")  # eval tasks only
+    options.pop("shuffle_buffer_size")  # the order training reads the rows in, not the rows
     return {
         "flan_tasks_cache_format": FORMAT_VERSION,
         "suite": info.suite,

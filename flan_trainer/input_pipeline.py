@@ -23,6 +23,7 @@ import seqio
 import tensorflow as tf
 from jax.sharding import Mesh
 
+from flan_tasks import graph_build
 from flan_trainer import data_checkpoint, index_mixture, packing, partitioning
 
 logger = logging.getLogger(__name__)
@@ -288,19 +289,23 @@ def get_train_iterator(
     kind, workers = index_mixture.loader_settings()
     if kind == "index":
         check_sources(mixture_or_task_name, use_cached_tasks)
-        rows = index_mixture.read_rows(mixture_or_task_name, task_feature_lengths, "train", use_cached_tasks,
-                                       shard_info if shard_info.num_shards > 1 else None, workers)
+        rows = graph_build.build(lambda: index_mixture.read_rows(
+            mixture_or_task_name, task_feature_lengths, "train", use_cached_tasks,
+            shard_info if shard_info.num_shards > 1 else None, workers))
         # Another table of rows, or another number of workers (the buffers in flight), is
         # another pipeline: its saved state is refused and the run replays instead.
         fingerprint.update(pipeline="index-v1", rows=rows.digest(), workers=workers)
 
-    def build(skip: int) -> tf.data.Iterator:
+    def dataset(skip: int) -> tf.data.Dataset:
         if kind == "index":
-            return iter(get_index_host_dataset(rows, feature_converter, pack, task_feature_lengths, host_batch, seed,
-                                            shuffle, workers, skip))
-        return iter(get_host_dataset(
+            return get_index_host_dataset(rows, feature_converter, pack, task_feature_lengths, host_batch, seed,
+                                          shuffle, workers, skip)
+        return get_host_dataset(
             mixture_or_task_name, task_feature_lengths, host_batch, feature_converter, shard_info, seed,
-            shuffle=shuffle, pack=pack, use_cached_tasks=use_cached_tasks, start_step=skip))
+            shuffle=shuffle, pack=pack, use_cached_tasks=use_cached_tasks, start_step=skip)
+
+    def build(skip: int) -> tf.data.Iterator:
+        return iter(graph_build.build(lambda: dataset(skip)))  # without AutoGraph: faster start-up
 
     resumed_by = "start"
     host_iter = None
@@ -341,8 +346,8 @@ def get_eval_dataset(
     shard_info = host_shard_info(mesh) if mesh is not None else seqio.ShardInfo(0, 1)
     if batch_size % shard_info.num_shards:
         raise ValueError(f"eval batch_size {batch_size} must divide by the {shard_info.num_shards} hosts")
-    return get_host_dataset(
+    return graph_build.build(lambda: get_host_dataset(
         mixture_or_task_name, task_feature_lengths, batch_size // shard_info.num_shards,
         feature_converter, shard_info, seed=None, shuffle=False, pack=False,
         use_cached_tasks=use_cached_tasks, split=split, num_epochs=1,
-    )
+    ))

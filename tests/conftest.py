@@ -18,6 +18,15 @@ from flan_trainer.compile_cache import default_cache_dir  # noqa: E402 (imports 
 _CACHE = os.environ.get("FLAN_TEST_COMPILATION_CACHE") or str(default_cache_dir())
 if _CACHE.lower() not in ("none", "off"):
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", _CACHE)
+# jax's own switch for programs that cost more to optimise than to run (XLA:CPU's LLVM at -O0, no
+# expensive passes): the tests' programs are tiny and run a few steps, and compiling them is most
+# of this suite's CPU (a tiny T5 loss+grad compiles in ~40% less CPU). The HLO, shardings and
+# collectives are the same; floats may differ in the last bits (e.g. FMA contraction), and every
+# comparison in the suite is between programs compiled alike or within a tolerance. An environment
+# variable, so the trainer subprocesses (including the multi-process ones, whose XLA_FLAGS are
+# replaced) inherit it; it is part of the compilation cache key, so the cache never mixes them with
+# users' executables. JAX_DISABLE_MOST_OPTIMIZATIONS=0 turns it off.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import sys  # noqa: E402
 

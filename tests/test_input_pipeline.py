@@ -189,12 +189,50 @@ def test_missing_tfds_data_names_the_fix(tmp_path):
 
 def test_fast_path_gives_the_old_paths_batches(mixture):
     # fast=True (vectorised packing, fast_options) and the old path (seqio's packing loop, default
-    # tf.data options) read the same mixture into the same packed batches, bit for bit.
+    # tf.data options) read the same mixture into the same packed batches, bit for bit. The fast one
+    # is built as training builds it, without AutoGraph (flan_tasks/graph_build.py); the old one with
+    # it, as tf.data does by default.
+    from flan_tasks import graph_build
+
     def batches(fast):
-        ds = ip.get_host_dataset(mixture, {"inputs": 64, "targets": 16}, 4, seqio.EncDecFeatureConverter,
-                                 seqio.ShardInfo(0, 1), seed=3, fast=fast)
+        def build():
+            return ip.get_host_dataset(mixture, {"inputs": 64, "targets": 16}, 4, seqio.EncDecFeatureConverter,
+                                       seqio.ShardInfo(0, 1), seed=3, fast=fast)
+
+        ds = graph_build.build(build) if fast else build()
         return list(ds.take(6).as_numpy_iterator())
 
     fast = batches(True)
     assert max(int(row.max()) for b in fast for row in b["encoder_segment_ids"]) > 1  # packed
     _assert_same(batches(False), fast)
+
+
+def _upper_long_targets(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """A user preprocessor that needs AutoGraph: an `if` on a tensor (AutoGraph makes it a tf.cond)."""
+
+    def fn(ex):
+        targets = ex["targets"]
+        if tf.strings.length(targets) > 1:
+            targets = tf.strings.upper(targets)
+        return {**ex, "targets": targets}
+
+    return ds.map(fn)
+
+
+def test_pipelines_build_without_autograph_and_fall_back_when_a_task_needs_it():
+    from flan_tasks import graph_build
+
+    ds = tf.data.Dataset.from_tensor_slices({"targets": ["a", "bc"]})
+    with graph_build.autograph_off(), pytest.raises(TypeError):  # the switch really turns it off
+        _upper_long_targets(ds)
+    # A task whose preprocessor needs AutoGraph still builds (and behaves as with AutoGraph).
+    name = "pipeline_test_needs_autograph"
+    if name not in seqio.TaskRegistry.names():
+        seqio.TaskRegistry.add(
+            name, source=seqio.FunctionDataSource(_examples, splits=("validation",)),
+            preprocessors=[_upper_long_targets, seqio.preprocessors.tokenize, seqio.preprocessors.append_eos],
+            output_features={k: seqio.Feature(VOCAB, add_eos=True) for k in ("inputs", "targets")})
+    ds = ip.get_eval_dataset(name, LENGTHS, 8, seqio.EncDecFeatureConverter)
+    targets = [VOCAB.decode([int(t) for t in row if t > 1]) for b in ds.as_numpy_iterator()
+               for row in b["decoder_target_tokens"]]
+    assert targets == [f"A{i % 3}" for i in range(NUM_EXAMPLES)]

@@ -150,14 +150,16 @@ def test_rates_equal_seqio_computation(names):
         expected = seqio.mixing_rate_num_examples(task, maximum=3000)
         assert mixture.get_rate(task) == expected
     assert {mixture.get_rate(t) for t in mixture.tasks} >= {3000.0, 2000.0}
+    assert {t.shuffle_buffer_size for t in mixture.tasks} == {1000}  # seqio's default, unless asked
 
 
 def test_custom_caps_equal_seqio_computation():
     specs = [s for s in embedded_specs() if s.cluster in ("sentiment", "arithmetic")]
     rules = flan_tasks.ClusterRules.from_pairs(("sentiment", "arithmetic"))
-    opts = RegistrationOptions(example_cap=2500, rate_cap=2200)
+    opts = RegistrationOptions(example_cap=2500, rate_cap=2200, shuffle_buffer_size=7)
     flan_tasks.register_suite("capsuite", specs, cluster_rules=rules, options=opts)
     mixture = seqio.get_mixture_or_task("capsuite_all_train")
+    assert {t.shuffle_buffer_size for t in mixture.tasks} == {7}
     rows = {r.task: r for r in flan_tasks.mixture_manifest("capsuite_all_train")}
     for task in mixture.tasks:
         expected = seqio.mixing_rate_num_examples(task, maximum=2200)

@@ -506,3 +506,20 @@ def test_every_gin_file_parses_strictly(name, clean_gin):
                                         finalize_config=False)
     if name.startswith("held_out/"):
         assert gin.query_parameter("%HELD_OUT_CLUSTER") in flan_tasks.clusters("flan")
+
+
+def test_shuffle_buffer_binding_reaches_the_training_tasks(clean_gin):
+    import seqio
+
+    from flan_trainer import tasks_setup
+
+    def buffers():
+        tasks_setup.register_suite("embedded")
+        return {t.shuffle_buffer_size for t in seqio.get_mixture_or_task("embedded_all_train").tasks}
+
+    gin_utils.parse_gin([str(TINY_GIN)], ["MODEL_DIR = '/tmp/unused'"])
+    assert buffers() == {64}  # tiny_train.gin's
+    gin.clear_config()
+    assert buffers() == {1000}  # seqio's default
+    with pytest.raises(ValueError, match="shuffle_buffer_size must be >= 1"):
+        tasks_setup.register_suite("embedded", shuffle_buffer_size=0)

@@ -36,6 +36,9 @@ def make_generator(name: str, train_size: int, example_fn: ExampleFn, dedupe: bo
     With dedupe, validation/test records avoid the training records where the example space
     allows it (a bounded number of redraws keeps small spaces from looping).
     """
+    # The training records' keys, per seed: validation and test both dedupe against them, and
+    # drawing the training split again for each was most of registering the suite.
+    train_keys: dict[int, frozenset] = {}
 
     def generate(split: str, seed: int) -> list[dict]:
         if split == "train":
@@ -47,7 +50,9 @@ def make_generator(name: str, train_size: int, example_fn: ExampleFn, dedupe: bo
         rng = random.Random(f"{name}/{split}/{seed}")
         if split == "train" or not dedupe:
             return [example_fn(rng) for _ in range(size)]
-        seen = {_key(r) for r in generate("train", seed)}
+        if seed not in train_keys:
+            train_keys[seed] = frozenset(_key(r) for r in generate("train", seed))
+        seen = set(train_keys[seed])
         out = []
         for _ in range(size):
             record = example_fn(rng)

@@ -74,19 +74,22 @@ def _dataset(args, cores: int, use_cached: bool, index: bool = False):
     import seqio
     import tensorflow as tf
 
+    from flan_tasks import graph_build
     from flan_trainer import index_mixture, input_pipeline
 
     timings: dict = {}
+    # Built as training builds them (input_pipeline.get_train_iterator): without AutoGraph.
     if index:
-        rows = index_mixture.read_rows(args.mixture, LENGTHS, use_cached=use_cached, workers=cores)
+        rows = graph_build.build(lambda: index_mixture.read_rows(args.mixture, LENGTHS, use_cached=use_cached,
+                                                                 workers=cores))
         timings = dict(rows.timings, rows_read=int(rows.counts.sum()))
-        ds = input_pipeline.get_index_host_dataset(
-            rows, seqio.EncDecFeatureConverter, True, LENGTHS, args.batch, 0, True, cores, 0)
+        ds = graph_build.build(lambda: input_pipeline.get_index_host_dataset(
+            rows, seqio.EncDecFeatureConverter, True, LENGTHS, args.batch, 0, True, cores, 0))
     else:
-        ds = input_pipeline.get_host_dataset(
+        ds = graph_build.build(lambda: input_pipeline.get_host_dataset(
             args.mixture, LENGTHS, args.batch, seqio.EncDecFeatureConverter, seqio.ShardInfo(0, 1), seed=0,
             shuffle=True, pack=True, use_cached_tasks=use_cached,
-            fast=args.mode not in OLD_PATH_MODES)
+            fast=args.mode not in OLD_PATH_MODES))
     options = tf.data.Options()
     options.threading.private_threadpool_size = cores
     options.threading.max_intra_op_parallelism = 1

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import seqio
 
+from flan_tasks import graph_build
 from flan_tasks.flan import flan_specs, register_flan_collection
 from flan_tasks.flan.mock_data import mock_flan_tfds
 from flan_tasks.options import options_block
@@ -61,7 +62,9 @@ def _check_rank_rows(name: str, rows: list[dict]) -> None:
 
 def _task_rows(name: str, split: str, n: int) -> list[dict]:
     task = seqio.get_mixture_or_task(name)
-    ds = task.get_dataset(sequence_length=LENGTHS, split=split, shuffle=False)
+    # Built as the trainer and evals build a task's rows: without AutoGraph (flan_tasks/graph_build.py).
+    with graph_build.autograph_off():
+        ds = task.get_dataset(sequence_length=LENGTHS, split=split, shuffle=False)
     return list(ds.take(n).as_numpy_iterator())
 
 

@@ -124,7 +124,8 @@ def read_rows(
 
     ``workers`` threads read the tasks at once (task ``i`` by thread ``i % workers``): the reading
     is tf.data ops, which run outside the GIL, so an uncached read (render + tokenise every row)
-    scales with the cores. The rows are the same, in the same order, for any number of workers.
+    can use several cores (its scaling is not yet measured on a quiet machine). The rows are the
+    same, in the same order, for any number of workers.
     """
     start = time.perf_counter()
     mixture, tasks, rates = _tasks_and_rates(mixture_or_task_name, split)

@@ -80,8 +80,7 @@ def _dataset(args, cores: int, use_cached: bool, index: bool = False):
     timings: dict = {}
     # Built as training builds them (input_pipeline.get_train_iterator): without AutoGraph.
     if index:
-        rows = graph_build.build(lambda: index_mixture.read_rows(args.mixture, LENGTHS, use_cached=use_cached,
-                                                                 workers=cores))
+        rows = index_mixture.read_rows(args.mixture, LENGTHS, use_cached=use_cached, workers=cores)
         timings = dict(rows.timings, rows_read=int(rows.counts.sum()))
         ds = graph_build.build(lambda: input_pipeline.get_index_host_dataset(
             rows, seqio.EncDecFeatureConverter, True, LENGTHS, args.batch, 0, True, cores, 0))

@@ -53,6 +53,7 @@ import seqio
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from flan_tasks import graph_build
 from flan_trainer import packing
 
 logger = logging.getLogger(__name__)
@@ -134,10 +135,12 @@ def read_rows(
         raise ValueError(f"{mixture_or_task_name} has no task with a {split!r} split and a rate > 0")
     keys = set((mixture or tasks[0]).output_features)
     lengths = {k: v for k, v in task_feature_lengths.items() if k in keys}
-    # Pipelines are built here, in one thread (building is python); only the reading is threaded.
-    datasets = [task.get_dataset(sequence_length=lengths, split=split, use_cached=use_cached, shuffle=False,
-                                 seed=None, shard_info=shard_info, num_epochs=1, trim_output_features=True)
-                for task in tasks]
+    # Pipelines are built here, in one thread (building is python) and without AutoGraph, as the
+    # trainer builds its pipelines (flan_tasks/graph_build.py); only the reading is threaded.
+    datasets = graph_build.build(lambda: [
+        task.get_dataset(sequence_length=lengths, split=split, use_cached=use_cached, shuffle=False, seed=None,
+                         shard_info=shard_info, num_epochs=1, trim_output_features=True)
+        for task in tasks], "the index loader's task pipelines")
     built, built_cpu = time.perf_counter(), time.process_time()
     chunks = [[(i, datasets[i]) for i in range(w, len(tasks), workers)] for w in range(min(workers, len(tasks)))]
     # A progress bar on a terminal (an uncached read of a large mixture takes minutes); none in logs.

@@ -289,9 +289,8 @@ def get_train_iterator(
     kind, workers = index_mixture.loader_settings()
     if kind == "index":
         check_sources(mixture_or_task_name, use_cached_tasks)
-        rows = graph_build.build(lambda: index_mixture.read_rows(
-            mixture_or_task_name, task_feature_lengths, "train", use_cached_tasks,
-            shard_info if shard_info.num_shards > 1 else None, workers))
+        rows = index_mixture.read_rows(mixture_or_task_name, task_feature_lengths, "train", use_cached_tasks,
+                                       shard_info if shard_info.num_shards > 1 else None, workers)
         # Another table of rows, or another number of workers (the buffers in flight), is
         # another pipeline: its saved state is refused and the run replays instead.
         fingerprint.update(pipeline="index-v1", rows=rows.digest(), workers=workers)

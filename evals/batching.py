@@ -1,4 +1,4 @@
-"""Shape bucketing and batch building shared by rank classification and generation.
+"""Task reading, shape bucketing and batch building shared by rank classification and generation.
 
 Evaluation sees prompts of many lengths. Compiling one XLA program per exact length would be slow,
 and padding everything to the longest prompt wastes compute, so lengths are rounded up to a power
@@ -8,8 +8,22 @@ of two (at least `minimum`) and rows are grouped by their rounded shape.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
+
+
+def read_task(task_name: str, split: str) -> tuple[Any, Iterator[dict[str, Any]]]:
+    """A registered seqio task and its rows (unshuffled, untrimmed, as numpy), its pipeline built
+    without AutoGraph (faster; flan_tasks/graph_build.py)."""
+    import seqio
+
+    from flan_tasks import graph_build
+
+    task = seqio.get_mixture_or_task(task_name)
+    ds = graph_build.build(lambda: task.get_dataset(
+        sequence_length=None, split=split, shuffle=False, trim_output_features=False), f"eval task {task_name}")
+    return task, ds.as_numpy_iterator()
 
 
 def bucket_length(n: int, minimum: int = 16) -> int:

@@ -218,12 +218,6 @@ def load_generation_task(
     task_name: str, split: str = "validation", max_examples: int | None = None
 ) -> tuple[list[GenExample], Callable | None, Any]:
     """(examples, postprocess_fn, vocabulary of `targets`) of a registered seqio generation task."""
-    import seqio
-
-    from flan_tasks import graph_build
-
-    task = seqio.get_mixture_or_task(task_name)
-    ds = graph_build.build(lambda: task.get_dataset(  # without AutoGraph: faster (flan_tasks/graph_build.py)
-        sequence_length=None, split=split, shuffle=False, trim_output_features=False), f"eval task {task_name}")
-    examples = rows_to_examples(ds.as_numpy_iterator(), max_examples=max_examples)
+    task, rows = batching.read_task(task_name, split)
+    examples = rows_to_examples(rows, max_examples=max_examples)
     return examples, task.postprocess_fn, task.output_features["targets"].vocabulary

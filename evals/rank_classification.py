@@ -280,11 +280,5 @@ def _text(value: Any) -> str:
 
 def load_rank_task(task_name: str, split: str = "validation", max_examples: int | None = None) -> list[RankExample]:
     """Reads a registered seqio rank task (unshuffled, untrimmed) and regroups it by example."""
-    import seqio
-
-    from flan_tasks import graph_build
-
-    task = seqio.get_mixture_or_task(task_name)
-    ds = graph_build.build(lambda: task.get_dataset(  # without AutoGraph: faster (flan_tasks/graph_build.py)
-        sequence_length=None, split=split, shuffle=False, trim_output_features=False), f"eval task {task_name}")
-    return group_rank_rows(ds.as_numpy_iterator(), max_examples=max_examples)
+    _, rows = batching.read_task(task_name, split)
+    return group_rank_rows(rows, max_examples=max_examples)

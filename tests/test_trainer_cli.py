@@ -40,12 +40,15 @@ FINISHED_RE = re.compile(r"finished at step (\d+) \((\w+)\); started at (\d+) \(
 def pause_hook(ctx, step, params, final, pause_at_steps=gin.REQUIRED, max_seconds=120.0):
     """Eval hook (see tests/data/pause_after_checkpoint.gin): holds the run at each of `pause_at_steps`.
 
-    Hooks run after that step's checkpoint is saved, so a test that sees the checkpoint can signal
-    the process while it waits here. Creating MODEL_DIR/release_<step> lets the run go on.
+    Hooks run after that step's checkpoint is saved and its input pipeline state moved into place.
+    The hook marks MODEL_DIR/paused_<step> on arrival, so a test that sees the mark signals the
+    process at a known point (seeing the orbax checkpoint alone is earlier: the pipeline state is
+    published after it). Creating MODEL_DIR/release_<step> lets the run go on.
     """
     del params, final
     if step not in pause_at_steps:
         return None
+    (pathlib.Path(ctx.model_dir) / f"paused_{step}").touch()
     release = pathlib.Path(ctx.model_dir) / f"release_{step}"
     deadline = time.monotonic() + max_seconds
     while time.monotonic() < deadline and not release.exists():
@@ -131,15 +134,17 @@ def _logged_losses(model_dir: pathlib.Path) -> dict[int, float]:
     return merged
 
 
-def _wait_for_checkpoint(model_dir: pathlib.Path, step: int, proc: subprocess.Popen, log: pathlib.Path,
-                         timeout: float = RUN_TIMEOUT) -> None:
+def _wait_for_pause(model_dir: pathlib.Path, step: int, proc: subprocess.Popen, log: pathlib.Path,
+                    timeout: float = RUN_TIMEOUT) -> None:
+    """Until the run waits in pause_hook after checkpoint `step` (its save wholly done)."""
     deadline = time.monotonic() + timeout
-    while step not in checkpoints.complete_steps(model_dir):
+    while not (model_dir / f"paused_{step}").exists():
         if proc.poll() is not None:
-            pytest.fail(f"run exited ({proc.returncode}) before checkpoint {step}:\n{log.read_text()[-4000:]}")
+            pytest.fail(f"run exited ({proc.returncode}) before pausing at {step}:\n{log.read_text()[-4000:]}")
         if time.monotonic() > deadline:
-            pytest.fail(f"no complete checkpoint_{step} after {timeout} s:\n{log.read_text()[-4000:]}")
+            pytest.fail(f"no pause after checkpoint_{step} in {timeout} s:\n{log.read_text()[-4000:]}")
         time.sleep(0.1)
+    assert step in checkpoints.complete_steps(model_dir)
 
 
 def _start(cmd, jax_cache, cwd: pathlib.Path, log: pathlib.Path) -> subprocess.Popen:
@@ -168,7 +173,7 @@ def _signal_at_pause(cmd, jax_cache, work: pathlib.Path, name: str, step: int, s
     model_dir, log = _model_dir(cmd), work / f"{name}.log"
     proc = _start(cmd, jax_cache, work, log)
     try:
-        _wait_for_checkpoint(model_dir, step, proc, log)
+        _wait_for_pause(model_dir, step, proc, log)
         proc.send_signal(sig)
         if sig == signal.SIGTERM:
             (model_dir / f"release_{step}").touch()

@@ -42,11 +42,36 @@ pytest_plugins = ["tests.cpuprof"] if os.environ.get("FLAN_TEST_CPUPROF") else [
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_VOCAB = REPO_ROOT.parent / "shared" / "vocab" / "t5_cc_all_32000.spiece.model"
+TINY_GIN = REPO_ROOT / "tests" / "data" / "tiny_train.gin"
 
 
 @pytest.fixture(scope="session")
 def repo_root() -> pathlib.Path:
     return REPO_ROOT
+
+
+@pytest.fixture
+def cli(capsys, caplog):
+    """Runs `python -m flan_trainer ...` in this process (the same `main()`, without paying ~10 s
+    of imports for a new process): run(model_dir, *flags, gin_files=(tiny_train.gin,)) gives
+    (exit status, everything it printed and logged). For cases that need no kill or restart."""
+    import gin
+
+    from flan_trainer.main import main
+
+    caplog.set_level("INFO")
+
+    def run(model_dir: pathlib.Path, *extra: str, gin_files=(TINY_GIN,)) -> tuple[int, str]:
+        gin.clear_config()
+        caplog.clear()
+        try:
+            rc = main([*[f"--gin_file={g}" for g in gin_files], f"--gin.MODEL_DIR='{model_dir}'", *extra])
+        finally:
+            gin.clear_config()
+        out = capsys.readouterr()
+        return rc, caplog.text + out.out + out.err
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,6 @@ import pytest
 import tensorstore as ts
 
 from flan_trainer import checkpoints, gin_utils, restore_fallback
-from flan_trainer.main import main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TINY_GIN = REPO / "tests" / "data" / "tiny_train.gin"
@@ -72,24 +71,6 @@ def tree_hash(root: pathlib.Path) -> str:
         if path.is_file():
             h.update(path.read_bytes())
     return h.hexdigest()
-
-
-@pytest.fixture
-def cli(capsys, caplog, clean_gin):
-    """Runs `python -m flan_trainer ...` in this process: (exit status, everything it printed and logged)."""
-    caplog.set_level("INFO")
-
-    def run(model_dir: pathlib.Path, *extra: str, gin_files=(TINY_GIN,)) -> tuple[int, str]:
-        gin.clear_config()
-        caplog.clear()
-        try:
-            rc = main([*[f"--gin_file={g}" for g in gin_files], f"--gin.MODEL_DIR='{model_dir}'", *extra])
-        finally:
-            gin.clear_config()
-        out = capsys.readouterr()
-        return rc, caplog.text + out.out + out.err
-
-    return run
 
 
 def _error_line(output: str) -> str:

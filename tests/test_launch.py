@@ -183,7 +183,8 @@ def test_cloud_dry_run_refuses_what_cannot_work(tmp_path):
 
 
 # A tiny, fast run of the quickstart: a few steps, a small held-out evaluation, no held-in clusters.
-TINY_RUN = ["--gin_file=runs/quickstart.gin", "--gin.TRAIN_STEPS=4", "--gin.BATCH_SIZE=8",
+TINY_RUN = ["--gin_file=runs/quickstart.gin", f"--gin_file={REPO / 'tests' / 'data' / 'tiny_network.gin'}",
+            "--gin.TRAIN_STEPS=4", "--gin.BATCH_SIZE=8",
             "--gin.TASK_FEATURE_LENGTHS={'inputs': 96, 'targets': 16}", "--gin.CHECKPOINT_PERIOD=4",
             "--gin.EVAL_PERIOD=1000", "--gin.HeldOutEval.final_max_examples=4",
             "--gin.HeldOutEval.held_in_clusters=()", "--log_level=WARNING"]

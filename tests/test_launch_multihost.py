@@ -4,6 +4,7 @@ within the heartbeat timeout, naming the lost process; relaunching resumes from 
 
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from launch.experiment import job_from_args
 from launch.local import free_port, process_env
 
 HEARTBEAT_S = 10
+TINY_NETWORK = f"--gin_file={pathlib.Path(__file__).parent / 'data' / 'tiny_network.gin'}"
 
 
 def _complete_checkpoints(model_dir) -> list[int]:
@@ -40,7 +42,7 @@ def _stop(procs, logs):
 def test_lost_process_stops_the_survivor_and_relaunch_resumes(tmp_path):
     model_dir = tmp_path / "model"
     job = job_from_args("mh", [
-        "--gin_file=runs/quickstart.gin", f"--gin.MODEL_DIR='{model_dir}'", "--gin.TRAIN_STEPS=500",
+        "--gin_file=runs/quickstart.gin", TINY_NETWORK, f"--gin.MODEL_DIR='{model_dir}'", "--gin.TRAIN_STEPS=500",
         "--gin.BATCH_SIZE=8", "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}",
         "--gin.CHECKPOINT_PERIOD=2", "--gin.train.eval_hooks=[]", f"--heartbeat_timeout_s={HEARTBEAT_S}",
         # The index loader here (tests/test_multihost.py runs the seqio loader on 2 processes): each
@@ -91,7 +93,7 @@ def _evaluate_on_two_processes(model_dir, tmp_path):
     writes the report (scores equal to one device are asserted in tests/test_multihost.py)."""
     out_dir = tmp_path / "eval"
     argv = [sys.executable, "-m", "evals", f"--checkpoint={model_dir}", "--cluster=nli", "--suite=embedded",
-            "--gin_file=runs/quickstart.gin", "--max_examples=4", "--split=validation", "--batch_size=4",
+            "--gin_file=runs/quickstart.gin", TINY_NETWORK, "--max_examples=4", "--split=validation", "--batch_size=4",
             f"--output_dir={out_dir}"]
     port = free_port()
     logs = [open(tmp_path / f"eval{i}.log", "w") for i in range(2)]

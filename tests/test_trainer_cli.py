@@ -231,15 +231,15 @@ def interrupted(tmp_path_factory, jax_cache) -> SimpleNamespace:
 # ----------------------------------------------------------------------------- runs
 
 
-def test_unknown_held_out_cluster_fails_fast_through_cli(tmp_path, jax_cache):
+def test_unknown_held_out_cluster_fails_fast_through_cli(tmp_path, cli):
     model_dir = tmp_path / "run"
     # Unquoted on purpose: the CLI takes a value that is not a gin literal as a string.
-    proc = _run(_cli(model_dir, "--gin.HELD_OUT_CLUSTER=not_a_cluster"), jax_cache, tmp_path, timeout=120)
-    assert proc.returncode != 0
-    assert "not_a_cluster" in proc.stderr
+    rc, out = cli(model_dir, "--gin.HELD_OUT_CLUSTER=not_a_cluster")
+    assert rc != 0
+    assert "not_a_cluster" in out
     for name in flan_tasks.clusters("embedded"):
-        assert name in proc.stderr, f"valid cluster {name!r} not listed in the error"
-    assert "starting at step" not in proc.stderr  # failed before restoring or building anything
+        assert name in out, f"valid cluster {name!r} not listed in the error"
+    assert "starting at step" not in out  # failed before restoring or building anything
     assert not model_dir.exists()
 
 
@@ -308,12 +308,11 @@ def test_second_run_into_completed_model_dir_resumes_and_trains_nothing(referenc
 
 
 @pytest.mark.slow
-def test_dry_run_prints_params_shardings_memory_and_writes_nothing(tmp_path, jax_cache):
+def test_dry_run_prints_params_shardings_memory_and_writes_nothing(tmp_path, cli):
     model_dir = tmp_path / "run"
     # Two-way model parallelism, so that parameter shardings are not all replicated.
-    proc = _run(_cli(model_dir, "--dry_run", "--gin.NUM_PARTITIONS=2"), jax_cache, tmp_path)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = proc.stdout
+    rc, out = cli(model_dir, "--dry_run", "--gin.NUM_PARTITIONS=2")
+    assert rc == 0, out[-4000:]
     assert "=== mesh: {'data': 4, 'model': 2} ===" in out, out[-3000:]
     total = re.search(r"=== parameters: ([\d,]+) ", out)
     assert total, out[-3000:]

@@ -308,7 +308,9 @@ def test_sigkill_during_init_evaluation_and_steps_loses_no_checkpoint(tmp_path, 
     """SIGKILL at three points of a resumed run; after each, every complete checkpoint is intact,
     and a last run resumes from the newest one and finishes."""
     model_dir = _copy(finished_run, tmp_path / "run")
-    control, jax_cache = tmp_path / "control", tmp_path / "jax_cache"
+    # The suite's compilation cache (tests/conftest.py) if any: finished_run compiled these programs.
+    control = tmp_path / "control"
+    jax_cache = pathlib.Path(os.environ.get("JAX_COMPILATION_CACHE_DIR") or tmp_path / "jax_cache")
     control.mkdir()
     run_gin = tmp_path / "stall.gin"
     run_gin.write_text(f"include '{TINY_GIN}'\nimport test_fault_matrix\n"

@@ -61,7 +61,11 @@ def pause_hook(ctx, step, params, final, pause_at_steps=gin.REQUIRED, max_second
 
 @pytest.fixture(scope="module")
 def jax_cache(tmp_path_factory) -> pathlib.Path:
-    return tmp_path_factory.mktemp("jax_cache")
+    """The suite's persistent compilation cache (tests/conftest.py), where in-process tests may
+    already have compiled the tiny run's programs, else one of this module's own: the restart
+    test needs one either way."""
+    shared = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    return pathlib.Path(shared) if shared else tmp_path_factory.mktemp("jax_cache")
 
 
 @pytest.fixture

@@ -125,9 +125,9 @@ def read_rows(
 
     ``workers`` threads read the tasks at once (task ``i`` by thread ``i % workers``): the reading
     is tf.data ops, which run outside the GIL, so an uncached read (render + tokenise every row)
-    uses several cores (measured: an uncached flan_all_train read 2.5x faster on 2 cores than on 1,
-    benchmarks/results/flan_pipeline_onthefly_quiet.json). The rows are the same, in the same
-    order, for any number of workers.
+    uses several cores (measured: an uncached flan_all_train read 1.28x faster on 2 cores than on 1,
+    wall, benchmarks/results/flan_pipeline_onthefly_steady.json). The rows are the same, in the
+    same order, for any number of workers.
     """
     start = time.perf_counter()
     mixture, tasks, rates = _tasks_and_rates(mixture_or_task_name, split)
